@@ -1,0 +1,3 @@
+from fashiontag.cli import main
+
+raise SystemExit(main())

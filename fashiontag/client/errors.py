@@ -1,0 +1,72 @@
+"""Client-side errors: one base, each carrying the gRPC status it was translated from.
+
+Callers never need to import grpc or tritonclient to tell a bad image from a down server.
+"""
+
+from __future__ import annotations
+
+from fashiontag.errors import FashiontagError
+
+__all__ = ["ClientError", "InvalidImageError", "ServerUnavailableError", "RequestTimeoutError",
+           "ModelNotReadyError", "QueueFullError", "translate"]
+
+
+class ClientError(FashiontagError):
+    """Base of every client error; ``status`` is the gRPC status name when there was one."""
+
+    retryable = False
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InvalidImageError(ClientError):
+    """The server refused this input (undecodable, too large, wrong type); retrying won't help."""
+
+
+class ServerUnavailableError(ClientError):
+    """The server could not be reached or is shutting down; retrying later may succeed."""
+
+    retryable = True
+
+
+class QueueFullError(ServerUnavailableError):
+    """The server shed this request because its queue was full; back off and retry."""
+
+
+class RequestTimeoutError(ClientError):
+    """The request exceeded its deadline."""
+
+    retryable = True
+
+
+class ModelNotReadyError(ClientError):
+    """The model is not loaded (yet), or its configuration is not what this client expects."""
+
+    retryable = True
+
+
+def translate(exc: Exception) -> ClientError:
+    """tritonclient/grpc exception → :class:`ClientError` subclass (at the boundary, once)."""
+    if isinstance(exc, ClientError):
+        return exc
+    status = None
+    if hasattr(exc, "status") and callable(exc.status):
+        status = exc.status()
+    message = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
+    status_name = (str(status) if status is not None else "").replace("StatusCode.", "")
+    lowered = (message or "").lower()
+    if status_name == "INVALID_ARGUMENT" or "invalid_arg" in status_name.lower():
+        return InvalidImageError(message, status_name)
+    if status_name == "DEADLINE_EXCEEDED" or "deadline exceeded" in lowered:
+        return RequestTimeoutError(message, status_name)
+    if "exceeds maximum queue size" in lowered or "queue" in lowered and "full" in lowered:
+        return QueueFullError(message, status_name)
+    if status_name in ("UNAVAILABLE", "CANCELLED") or "unavailable" in lowered \
+            or "failed to connect" in lowered or "connection refused" in lowered:
+        return ServerUnavailableError(message, status_name)
+    if status_name == "NOT_FOUND" or "is not ready" in lowered or "unknown model" in lowered \
+            or "not found" in lowered:
+        return ModelNotReadyError(message, status_name)
+    return ClientError(message, status_name or None)

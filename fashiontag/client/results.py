@@ -1,0 +1,120 @@
+"""Turning the model's probability vector into attribute sets, and results into JSON records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fashiontag.taxonomy import Taxonomy
+
+__all__ = ["AttributeValue", "AttributeSet", "TagResult", "decode_probabilities"]
+
+
+@dataclass(frozen=True)
+class AttributeValue:
+    """The top value of one attribute. ``value is None`` and ``visible is False`` when the model's
+    best guess is the attribute's "Invisible" value (the part is not in the picture)."""
+
+    value: str | None
+    confidence: float
+    visible: bool = True
+
+    def to_dict(self) -> dict:
+        out: dict = {"value": self.value, "confidence": round(self.confidence, 4)}
+        if not self.visible:
+            out["visible"] = False
+        return out
+
+
+class AttributeSet(Mapping[str, AttributeValue]):
+    """Attribute name → :class:`AttributeValue`, in taxonomy order; JSON via :meth:`to_dict`."""
+
+    __slots__ = ("_values", "_probabilities", "_taxonomy")
+
+    def __init__(self, values: dict[str, AttributeValue], probabilities: np.ndarray | None = None,
+                 taxonomy: Taxonomy | None = None) -> None:
+        self._values = values
+        self._probabilities = probabilities
+        self._taxonomy = taxonomy
+
+    def __getitem__(self, name: str) -> AttributeValue:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v.value!r}@{v.confidence:.2f}" for k, v in self._values.items())
+        return f"AttributeSet({inner})"
+
+    @property
+    def visible(self) -> dict[str, AttributeValue]:
+        return {k: v for k, v in self._values.items() if v.visible}
+
+    def probabilities(self, name: str) -> dict[str, float]:
+        """Full distribution of one attribute (every value, "Invisible" included)."""
+        if self._probabilities is None or self._taxonomy is None:
+            raise ValueError("this attribute set was built without its probability vector")
+        attribute = self._taxonomy[name]
+        row = self._probabilities[self._taxonomy.slices[name]]
+        return {v: float(p) for v, p in zip(attribute.values, row)}
+
+    def to_dict(self) -> dict[str, dict]:
+        return {k: v.to_dict() for k, v in self._values.items()}
+
+
+def _attribute_set(taxonomy: Taxonomy, row: np.ndarray) -> AttributeSet:
+    values = {}
+    for attribute, s in zip(taxonomy, taxonomy.slices.values()):
+        p = row[s]
+        best = int(p.argmax())
+        name = attribute.values[best]
+        invisible = name == attribute.invisible_value
+        values[attribute.name] = AttributeValue(None if invisible else name, float(p[best]),
+                                                visible=not invisible)
+    return AttributeSet(values, row, taxonomy)
+
+
+def decode_probabilities(taxonomy: Taxonomy, probabilities: np.ndarray) -> list[AttributeSet]:
+    """``[N, total_values]`` (or one row) → one :class:`AttributeSet` per image."""
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.ndim == 1:
+        probabilities = probabilities[None]
+    if probabilities.shape[-1] != taxonomy.total_values:
+        raise ValueError(f"model returned {probabilities.shape[-1]} probabilities; the taxonomy "
+                         f"has {taxonomy.total_values} values")
+    return [_attribute_set(taxonomy, row) for row in probabilities]
+
+
+@dataclass
+class TagResult:
+    """One image's outcome: attributes, or an error saying why this image (only) failed."""
+
+    id: str
+    attributes: AttributeSet | None = None
+    error: str | None = None
+    error_type: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    latency_ms: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_record(self) -> dict:
+        record: dict = {"id": self.id, **self.extra}
+        if self.ok:
+            record["attributes"] = self.attributes.to_dict() if self.attributes else {}
+        else:
+            record["error"] = self.error
+            record["error_type"] = self.error_type
+        record["model"] = self.model
+        record["model_version"] = self.model_version
+        return record

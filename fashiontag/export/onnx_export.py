@@ -1,0 +1,102 @@
+"""PyTorch → ONNX with a dynamic batch axis, metadata, and a numeric parity check on real images."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fashiontag import __version__
+from fashiontag.errors import ModelArtifactError
+from fashiontag.export.metadata import metadata_props
+from fashiontag.protocol import PIXELS, PROBABILITIES
+from fashiontag.images import PreprocessSpec
+from fashiontag.taxonomy import Taxonomy
+
+__all__ = ["OPSET", "export_onnx", "ParityReport", "check_parity", "onnx_session"]
+
+OPSET = 17
+
+
+def export_onnx(module: nn.Module, path: str | Path, spec: PreprocessSpec, *,
+                output_name: str = PROBABILITIES, taxonomy: Taxonomy | None = None,
+                info: dict | None = None) -> Path:
+    """Export ``module`` (pixels → one output) with a dynamic batch axis and fashiontag metadata."""
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    dummy = torch.zeros((2, spec.size, spec.size, 3), dtype=torch.uint8)
+    tmp = path.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            module, (dummy,), str(tmp), dynamo=False, opset_version=OPSET,
+            input_names=[PIXELS], output_names=[output_name],
+            dynamic_axes={PIXELS: {0: "batch"}, output_name: {0: "batch"}},
+        )
+    model = onnx.load(str(tmp))
+    onnx.checker.check_model(model, full_check=True)
+    if taxonomy is not None:
+        full_info = {"fashiontag_version": __version__, "exported_at": time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "precision": "fp32", **(info or {})}
+        for key, value in metadata_props(taxonomy, spec, full_info).items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+    model.producer_name = "fashiontag"
+    model.producer_version = __version__
+    onnx.save(model, str(tmp))
+    tmp.replace(path)  # atomic: a reader never sees a half-written model
+    return path
+
+
+def onnx_session(path: str | Path, threads: int = 0, spinning: bool = False):
+    """An onnxruntime CPU session configured the way every in-process caller here uses it."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.inter_op_num_threads = 1
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    images: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    argmax_agreement: float  # share of (image, attribute) pairs with the same top value
+
+    def ok(self, tolerance: float) -> bool:
+        return self.max_abs_diff <= tolerance and self.argmax_agreement == 1.0
+
+
+def check_parity(module: nn.Module, path: str | Path, tiles: np.ndarray,
+                 taxonomy: Taxonomy | None = None, batch: int = 16) -> ParityReport:
+    """Compare PyTorch and onnxruntime outputs on real preprocessed images."""
+    if len(tiles) == 0:
+        raise ModelArtifactError("parity check needs at least one image")
+    session = onnx_session(path)
+    diffs, agree, total = [], 0, 0
+    module = module.eval()
+    for start in range(0, len(tiles), batch):
+        chunk = np.ascontiguousarray(tiles[start:start + batch])
+        with torch.no_grad():
+            expected = module(torch.from_numpy(chunk)).numpy()
+        got = session.run(None, {PIXELS: chunk})[0]
+        diffs.append(np.abs(expected - got).ravel())
+        groups = taxonomy.slices.values() if taxonomy else [slice(None)]
+        for s in groups:
+            agree += int((expected[:, s].argmax(-1) == got[:, s].argmax(-1)).sum())
+            total += len(chunk)
+    d = np.concatenate(diffs)
+    return ParityReport(len(tiles), float(d.max()), float(d.mean()), agree / total)
+

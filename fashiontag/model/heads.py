@@ -1,0 +1,128 @@
+"""Fitting attribute heads on cached backbone features, and saving/loading them.
+
+Heads are small (a linear probe or one hidden layer) and train in seconds on features, which is
+what makes adding an attribute a matter of minutes. ``select_head`` tries both shapes on a
+held-out split and keeps the one that measures better.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fashiontag.model.network import AttributeHead
+from fashiontag.taxonomy import Taxonomy
+
+__all__ = ["HeadFit", "fit_head", "select_head", "save_heads", "load_heads", "accuracy",
+           "confusion_matrix"]
+
+
+@dataclass
+class HeadFit:
+    head: AttributeHead
+    hidden: int
+    validation_accuracy: float
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, num_values: int, *, hidden: int = 0,
+             epochs: int = 60, lr: float = 2e-3, weight_decay: float = 1e-4, batch: int = 256,
+             seed: int = 0, class_balanced: bool = True) -> AttributeHead:
+    """Cross-entropy training of one head on ``features[labels >= 0]``."""
+    keep = labels >= 0
+    x = torch.from_numpy(np.ascontiguousarray(features[keep], dtype=np.float32))
+    y = torch.from_numpy(labels[keep].astype(np.int64))
+    if len(y) == 0:
+        raise ValueError("no labelled examples to fit a head on")
+    torch.manual_seed(seed)
+    head = AttributeHead(num_values, hidden=hidden, in_dim=x.shape[1])
+    weight = None
+    if class_balanced:
+        counts = torch.bincount(y, minlength=num_values).float()
+        weight = torch.where(counts > 0, counts.sum() / (num_values * counts.clamp(min=1)),
+                             torch.zeros_like(counts))
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * max(1, (len(y) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    head.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(y), batch):
+            idx = order[i:i + batch]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(head(x[idx]), y[idx]).backward()
+            opt.step()
+            sched.step()
+    return head.eval()
+
+
+def predict(head: AttributeHead, features: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return head(torch.from_numpy(np.ascontiguousarray(features, np.float32))).argmax(-1).numpy()
+
+
+def accuracy(head: AttributeHead, features: np.ndarray, labels: np.ndarray) -> float:
+    keep = labels >= 0
+    if not keep.any():
+        return float("nan")
+    return float((predict(head, features[keep]) == labels[keep]).mean())
+
+
+def confusion_matrix(head: AttributeHead, features: np.ndarray, labels: np.ndarray,
+                     num_values: int) -> np.ndarray:
+    keep = labels >= 0
+    out = np.zeros((num_values, num_values), dtype=np.int64)
+    np.add.at(out, (labels[keep], predict(head, features[keep])), 1)
+    return out
+
+
+def select_head(features: np.ndarray, labels: np.ndarray, num_values: int, *,
+                hidden_options: tuple[int, ...] = (0, 512), seed: int = 0,
+                validation_share: float = 0.15, epochs: int = 60) -> HeadFit:
+    """Pick the head shape on a held-out split, then refit the winner on all the data."""
+    labelled = np.flatnonzero(labels >= 0)
+    rng = np.random.default_rng(seed)
+    val = rng.choice(labelled, max(1, int(len(labelled) * validation_share)), replace=False)
+    train_labels = labels.copy()
+    train_labels[val] = -1
+    val_labels = np.full_like(labels, -1)
+    val_labels[val] = labels[val]
+    best_hidden, best_acc = hidden_options[0], -1.0
+    for hidden in hidden_options:
+        head = fit_head(features, train_labels, num_values, hidden=hidden, seed=seed, epochs=epochs)
+        acc = accuracy(head, features, val_labels)
+        if acc > best_acc:
+            best_hidden, best_acc = hidden, acc
+    head = fit_head(features, labels, num_values, hidden=best_hidden, seed=seed, epochs=epochs)
+    return HeadFit(head, best_hidden, best_acc)
+
+
+def save_heads(path: str | Path, taxonomy: Taxonomy, heads: dict[str, AttributeHead]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "taxonomy": taxonomy.to_json(),
+        "heads": {name: {"hidden": h.hidden, "in_dim": h.layers[-1].in_features if not h.hidden
+                         else h.layers[1].in_features, "state_dict": h.state_dict()}
+                  for name, h in heads.items()},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_heads(path: str | Path) -> tuple[Taxonomy, dict[str, AttributeHead]]:
+    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    taxonomy = Taxonomy.from_json(payload["taxonomy"])
+    heads = {}
+    for name, entry in payload["heads"].items():
+        head = AttributeHead(taxonomy[name].num_values, hidden=entry["hidden"],
+                             in_dim=entry["in_dim"])
+        head.load_state_dict(entry["state_dict"])
+        heads[name] = head.eval()
+    return taxonomy, heads

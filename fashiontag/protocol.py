@@ -1,0 +1,18 @@
+"""Names on the wire between client, Triton models and the exported graph: defined once, here.
+
+Import-light on purpose: the client, the Triton python models, the repository generator and the
+exporter all import it.
+"""
+
+ENSEMBLE_MODEL = "fashiontag"  # encoded image bytes in → probabilities out
+PREPROCESS_MODEL = "fashiontag_preprocess"
+ATTRIBUTES_MODEL = "fashiontag_attributes"  # uint8 pixels in → probabilities out
+
+IMAGE = "IMAGE"  # BYTES [batch, 1]: encoded JPEG/PNG/...
+PIXELS = "PIXELS"  # UINT8 [batch, size, size, 3]: letterboxed RGB tile
+PROBABILITIES = "PROBABILITIES"  # FP32 [batch, total_values]: per-attribute softmax, concatenated
+FEATURES = "FEATURES"  # FP32 [batch, 1280]: pooled backbone features (training only)
+
+TAXONOMY_PARAMETER = "taxonomy"  # model config parameter holding the taxonomy JSON
+TAXONOMY_FINGERPRINT_PARAMETER = "taxonomy_fingerprint"
+PREPROCESS_PARAMETER = "preprocess"

@@ -1,0 +1,113 @@
+"""The two python-backend models Triton runs on CPU. ``model_repository/*/1/model.py`` import these.
+
+Contract (python_backend): ``initialize`` parses the config once; ``execute`` turns N requests
+into N responses; a bad request gets its own error response (``INVALID_ARG``) and never fails
+the other requests of its dynamic batch, nor the server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fashiontag.errors import ImageDecodeError
+from fashiontag.protocol import IMAGE, PIXELS, PROBABILITIES
+from fashiontag.images import DecodeLimits, PreprocessSpec, preprocess_bytes
+
+__all__ = ["PreprocessModel", "AttributesModel"]
+
+log = logging.getLogger(__name__)
+
+
+def _pb_utils():
+    import triton_python_backend_utils as pb_utils  # only importable inside the stub process
+
+    return pb_utils
+
+
+def _parameters(args: dict) -> dict[str, str]:
+    config = json.loads(args["model_config"])
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+
+
+def _error_response(pb_utils, message: str, invalid: bool = True):
+    code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+def _as_bytes(item) -> bytes:
+    if isinstance(item, (bytes, bytearray)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("latin-1")
+    raise ImageDecodeError(f"IMAGE elements must be bytes, got {type(item).__name__}")
+
+
+class PreprocessModel:
+    """IMAGE (encoded bytes, ``[B, 1]``) → PIXELS (``uint8 [B, S, S, 3]``)."""
+
+    def initialize(self, args: dict) -> None:
+        self.pb = _pb_utils()
+        params = _parameters(args)
+        self.spec = PreprocessSpec.from_dict(json.loads(params["preprocess"]))
+        self.limits = DecodeLimits(**json.loads(params.get("limits", "{}")))
+
+    def _tiles(self, images: np.ndarray) -> np.ndarray:
+        items = images.reshape(-1)
+        return np.stack([preprocess_bytes(_as_bytes(x), self.spec, self.limits) for x in items])
+
+    def execute(self, requests: list) -> list:
+        pb = self.pb
+        responses = []
+        for request in requests:
+            try:
+                images = pb.get_input_tensor_by_name(request, IMAGE).as_numpy()
+                tiles = self._tiles(images)
+                responses.append(pb.InferenceResponse([pb.Tensor(PIXELS, tiles)]))
+            except ImageDecodeError as exc:
+                responses.append(_error_response(pb, str(exc)))
+            except Exception as exc:  # never let one input take the model down
+                log.exception("preprocess failed")
+                responses.append(_error_response(pb, f"preprocess failed: {exc}", invalid=False))
+        return responses
+
+    def finalize(self) -> None:
+        pass
+
+
+class AttributesModel:
+    """PIXELS → PROBABILITIES with onnxruntime: all requests of a dynamic batch in one ``run``."""
+
+    def initialize(self, args: dict) -> None:
+        from fashiontag.export.onnx_export import onnx_session
+
+        self.pb = _pb_utils()
+        params = _parameters(args)
+        model_dir = Path(args["model_repository"]) / args["model_version"]
+        onnx_path = model_dir / params.get("onnx_file", "model.onnx")
+        self.session = onnx_session(onnx_path, threads=int(params.get("intra_op_threads", "0")),
+                                    spinning=params.get("allow_spinning", "0") == "1")
+
+    def execute(self, requests: list) -> list:
+        pb = self.pb
+        arrays = [pb.get_input_tensor_by_name(r, PIXELS).as_numpy() for r in requests]
+        try:
+            batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+            probabilities = self.session.run([PROBABILITIES], {PIXELS: batch})[0]
+        except Exception as exc:
+            log.exception("attribute model failed")
+            return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
+                    for _ in requests]
+        responses, start = [], 0
+        for array in arrays:
+            end = start + len(array)
+            responses.append(pb.InferenceResponse([pb.Tensor(PROBABILITIES,
+                                                             probabilities[start:end])]))
+            start = end
+        return responses
+
+    def finalize(self) -> None:
+        self.session = None

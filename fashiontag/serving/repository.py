@@ -1,0 +1,242 @@
+"""Generate the Triton model repository from an exported model: one source, CPU and GPU variants.
+
+Nobody writes ``config.pbtxt`` by hand. Each config is built as Triton's own ``ModelConfig``
+protobuf message (from ``tritonclient.grpc.model_config_pb2``), so a config with a misspelt field
+cannot be written, and every name, shape and label comes from the ONNX file's metadata:
+
+    fashiontag              ensemble: IMAGE (encoded bytes) → PROBABILITIES
+      ├─ fashiontag_preprocess   python: decode + letterbox (fashiontag.images) → PIXELS uint8
+      └─ fashiontag_attributes   CPU: python backend running onnxruntime (the only backend the
+                                 pip-shipped tritonserver has); GPU: onnxruntime_onnx or
+                                 tensorrt_plan, KIND_GPU
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from fashiontag.errors import ModelArtifactError
+from fashiontag.export.metadata import ModelMetadata, read_metadata
+from fashiontag.protocol import (ATTRIBUTES_MODEL, ENSEMBLE_MODEL, IMAGE, PIXELS, PREPROCESS_MODEL,
+                                 PREPROCESS_PARAMETER, PROBABILITIES, TAXONOMY_FINGERPRINT_PARAMETER,
+                                 TAXONOMY_PARAMETER)
+from fashiontag.images import DEFAULT_LIMITS, DecodeLimits
+
+__all__ = ["ServingSettings", "build_repository", "model_configs", "write_config", "read_config",
+           "SOURCE_REPOSITORY"]
+
+ONNX_FILE = "model.onnx"
+PLAN_FILE = "model.plan"
+
+#: The committed repository: python model sources live here; configs and weights are generated.
+SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Knobs of the generated configs. Defaults were picked from the batching study in benchmarks/.
+
+    ``max_queue_delay_us = 0``: a request is never held back waiting for company; under load the
+    queue fills while the model runs and batches form anyway (no fixed wait at concurrency 1).
+    """
+
+    target: str = "cpu"  # "cpu" | "gpu"
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+    attribute_instances: int = 1
+    attribute_threads: int = 2  # onnxruntime intra-op threads per instance
+    allow_spinning: bool = False  # onnxruntime busy-waiting burns the cores decode needs
+    preprocess_instances: int = 2
+    max_queue_size: int = 0  # 0 = unbounded; >0 sheds load with UNAVAILABLE instead of queueing
+    queue_timeout_us: int = 0  # 0 = none; requests waiting longer are rejected
+    gpu_platform: str = "onnxruntime_onnx"  # or "tensorrt_plan"
+    gpu_instances: int = 2
+    warmup_batch_sizes: tuple[int, ...] = (1, 8)
+    limits: DecodeLimits = field(default_factory=lambda: DEFAULT_LIMITS)
+
+    def __post_init__(self) -> None:
+        if self.target not in ("cpu", "gpu"):
+            raise ValueError(f"target must be 'cpu' or 'gpu', got {self.target!r}")
+        if self.gpu_platform not in ("onnxruntime_onnx", "tensorrt_plan"):
+            raise ValueError(f"unsupported GPU platform {self.gpu_platform!r}")
+        if self.max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+        bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
+        if bad:
+            raise ValueError(f"preferred batch sizes {bad} outside 1..{self.max_batch_size}")
+
+
+def _pb():
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2
+
+
+def _tensor(msg, name: str, dtype: str, dims: list[int]) -> None:
+    pb = _pb()
+    msg.name = name
+    msg.data_type = pb.DataType.Value(dtype)
+    msg.dims.extend(dims)
+
+
+def _batching(config, settings: ServingSettings) -> None:
+    db = config.dynamic_batching
+    db.max_queue_delay_microseconds = settings.max_queue_delay_us
+    db.preferred_batch_size.extend(settings.preferred_batch_sizes)
+    if settings.max_queue_size or settings.queue_timeout_us:
+        pb = _pb()
+        policy = db.default_queue_policy
+        policy.max_queue_size = settings.max_queue_size
+        policy.default_timeout_microseconds = settings.queue_timeout_us
+        policy.timeout_action = pb.ModelQueuePolicy.TimeoutAction.Value("REJECT")
+        policy.allow_timeout_override = True
+
+
+def _params(config, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        config.parameters[key].string_value = value
+
+
+def _preprocess_config(meta: ModelMetadata, settings: ServingSettings):
+    pb = _pb()
+    size = meta.preprocess.size
+    c = pb.ModelConfig(name=PREPROCESS_MODEL, backend="python",
+                       max_batch_size=settings.max_batch_size)
+    _tensor(c.input.add(), IMAGE, "TYPE_STRING", [1])
+    _tensor(c.output.add(), PIXELS, "TYPE_UINT8", [size, size, 3])
+    _batching(c, replace(settings, preferred_batch_sizes=()))
+    group = c.instance_group.add()
+    group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_CPU")
+    group.count = settings.preprocess_instances
+    _params(c, {PREPROCESS_PARAMETER: json.dumps(meta.preprocess.to_dict(), sort_keys=True),
+                "limits": json.dumps(asdict(settings.limits), sort_keys=True)})
+    return c
+
+
+def _attributes_config(meta: ModelMetadata, settings: ServingSettings):
+    pb = _pb()
+    size = meta.preprocess.size
+    c = pb.ModelConfig(name=ATTRIBUTES_MODEL, max_batch_size=settings.max_batch_size)
+    _tensor(c.input.add(), PIXELS, "TYPE_UINT8", [size, size, 3])
+    _tensor(c.output.add(), PROBABILITIES, "TYPE_FP32", [meta.taxonomy.total_values])
+    _batching(c, settings)
+    group = c.instance_group.add()
+    if settings.target == "cpu":
+        c.backend = "python"
+        group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_CPU")
+        group.count = settings.attribute_instances
+        _params(c, {"onnx_file": ONNX_FILE, "intra_op_threads": str(settings.attribute_threads),
+                    "allow_spinning": "1" if settings.allow_spinning else "0"})
+    else:
+        c.platform = settings.gpu_platform
+        group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_GPU")
+        group.count = settings.gpu_instances
+        if settings.gpu_platform == "tensorrt_plan":
+            c.default_model_filename = PLAN_FILE
+        else:
+            c.default_model_filename = ONNX_FILE
+            accel = c.optimization.execution_accelerators.gpu_execution_accelerator.add()
+            accel.name = "tensorrt"
+            accel.parameters["precision_mode"] = "FP16"
+            accel.parameters["max_workspace_size_bytes"] = str(1 << 30)
+    _params(c, {TAXONOMY_PARAMETER: meta.taxonomy.to_json(),
+                TAXONOMY_FINGERPRINT_PARAMETER: meta.taxonomy.fingerprint})
+    for batch in settings.warmup_batch_sizes:
+        if batch > settings.max_batch_size:
+            continue
+        warm = c.model_warmup.add()
+        warm.name = f"zeros_batch_{batch}"
+        warm.batch_size = batch
+        spec = warm.inputs[PIXELS]
+        spec.data_type = pb.DataType.Value("TYPE_UINT8")
+        spec.dims.extend([size, size, 3])
+        spec.zero_data = True
+    return c
+
+
+def _ensemble_config(meta: ModelMetadata, settings: ServingSettings):
+    pb = _pb()
+    c = pb.ModelConfig(name=ENSEMBLE_MODEL, platform="ensemble",
+                       max_batch_size=settings.max_batch_size)
+    _tensor(c.input.add(), IMAGE, "TYPE_STRING", [1])
+    _tensor(c.output.add(), PROBABILITIES, "TYPE_FP32", [meta.taxonomy.total_values])
+    pre = c.ensemble_scheduling.step.add()
+    pre.model_name, pre.model_version = PREPROCESS_MODEL, -1
+    pre.input_map[IMAGE] = IMAGE
+    pre.output_map[PIXELS] = "pixels"
+    att = c.ensemble_scheduling.step.add()
+    att.model_name, att.model_version = ATTRIBUTES_MODEL, -1
+    att.input_map[PIXELS] = "pixels"
+    att.output_map[PROBABILITIES] = PROBABILITIES
+    _params(c, {TAXONOMY_PARAMETER: meta.taxonomy.to_json(),
+                TAXONOMY_FINGERPRINT_PARAMETER: meta.taxonomy.fingerprint,
+                "model_info": json.dumps(meta.info, sort_keys=True)})
+    return c
+
+
+def model_configs(meta: ModelMetadata, settings: ServingSettings) -> dict:
+    """name → ``ModelConfig`` message for every model of the repository."""
+    return {
+        PREPROCESS_MODEL: _preprocess_config(meta, settings),
+        ATTRIBUTES_MODEL: _attributes_config(meta, settings),
+        ENSEMBLE_MODEL: _ensemble_config(meta, settings),
+    }
+
+
+def write_config(config, model_dir: Path) -> Path:
+    from google.protobuf import text_format
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / "config.pbtxt"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text_format.MessageToString(config))
+    tmp.replace(path)
+    return path
+
+
+def read_config(path: Path):
+    """Parse a ``config.pbtxt`` into Triton's ``ModelConfig`` (used by tests and tools)."""
+    from google.protobuf import text_format
+
+    return text_format.Parse(Path(path).read_text(), _pb().ModelConfig())
+
+
+def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REPOSITORY,
+                     settings: ServingSettings = ServingSettings(), version: int = 1,
+                     engine_path: str | Path | None = None) -> Path:
+    """Write configs and copy the model into ``repository``; returns the repository path.
+
+    The python model sources are taken from the committed ``model_repository/`` and copied when
+    building elsewhere (e.g. a GPU repository for the docker image).
+    """
+    model_path = Path(model_path)
+    repository = Path(repository)
+    meta = read_metadata(model_path)
+    configs = model_configs(meta, settings)
+    for name, config in configs.items():
+        write_config(config, repository / name)
+    (repository / ENSEMBLE_MODEL / "1").mkdir(parents=True, exist_ok=True)
+    python_models = [PREPROCESS_MODEL] + ([ATTRIBUTES_MODEL] if settings.target == "cpu" else [])
+    for name in python_models:
+        src = SOURCE_REPOSITORY / name / "1" / "model.py"
+        dst = repository / name / str(version) / "model.py"
+        if not src.exists():
+            raise ModelArtifactError(f"python model source {src} is missing from the checkout")
+        if src.resolve() != dst.resolve():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    target_dir = repository / ATTRIBUTES_MODEL / str(version)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    if settings.target == "gpu" and settings.gpu_platform == "tensorrt_plan":
+        if engine_path is None:
+            raise ModelArtifactError("a tensorrt_plan repository needs engine_path (a .plan file)")
+        shutil.copy2(engine_path, target_dir / PLAN_FILE)
+    else:
+        tmp = target_dir / (ONNX_FILE + ".tmp")
+        shutil.copy2(model_path, tmp)
+        tmp.replace(target_dir / ONNX_FILE)
+    return repository

@@ -1,0 +1,297 @@
+"""Start, watch and stop the real ``tritonserver`` binary that ships in the ``nvidia-pytriton`` wheel.
+
+What it takes on a CPU machine (see docs/triton-on-cpu in the README):
+- the wheel's ``tritonserver`` tree is copied once to a writable cache folder, with the python
+  backend stub for this interpreter's version put into ``backends/python/``;
+- ``LD_LIBRARY_PATH`` starts with this interpreter's own lib folder (else the stub can pair the
+  system libpython with another Python's standard library) and the wheel's bundled libraries;
+- ``PATH`` starts with this environment's ``bin`` so the stub runs this environment's python;
+- each server gets its own shared-memory prefix, so exactly its ``/dev/shm`` regions are removed
+  when it stops, even after a crashed stub.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fashiontag.errors import ServerError
+
+__all__ = ["ServerConfig", "TlsConfig", "TritonServer", "find_free_port", "triton_home",
+           "SHM_PREFIX_BASE"]
+
+log = logging.getLogger(__name__)
+
+SHM_PREFIX_BASE = "triton_python_backend_shm_region_"
+_PY_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _wheel_dir() -> Path:
+    try:
+        import pytriton
+    except ImportError:
+        raise ServerError("tritonserver comes from the nvidia-pytriton wheel: "
+                          "pip install 'fashiontag[serve]'") from None
+    return Path(pytriton.__file__).resolve().parent
+
+
+def _wheel_libs() -> Path:
+    return _wheel_dir().parent / "nvidia_pytriton.libs"
+
+
+def triton_home(cache_root: str | Path | None = None) -> Path:
+    """A writable copy of the wheel's tritonserver tree with this Python's stub in place."""
+    import importlib.metadata
+
+    version = importlib.metadata.version("nvidia-pytriton")
+    root = Path(cache_root or os.environ.get("FASHIONTAG_CACHE",
+                                              Path.home() / ".cache" / "fashiontag"))
+    home = root / f"tritonserver-pytriton{version}-py{_PY_VERSION}"
+    if (home / "bin" / "tritonserver").exists():
+        return home
+    source = _wheel_dir() / "tritonserver"
+    stub = source / "python_backend_stubs" / _PY_VERSION / "triton_python_backend_stub"
+    if not stub.exists():
+        raise ServerError(f"the nvidia-pytriton wheel has no python backend stub for {_PY_VERSION}")
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".triton-", dir=root))
+    try:
+        shutil.copytree(source, staging / "t", symlinks=True)
+        shutil.copy2(stub, staging / "t" / "backends" / "python" / stub.name)
+        try:
+            (staging / "t").rename(home)  # atomic; a concurrent winner is fine too
+        except OSError:
+            if not (home / "bin" / "tritonserver").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return home
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """gRPC TLS: server certificate and key; ``client_ca`` set → mutual TLS (client certs required)."""
+
+    server_cert: Path
+    server_key: Path
+    client_ca: Path | None = None
+
+
+@dataclass
+class ServerConfig:
+    repository: Path
+    host: str = "127.0.0.1"  # loopback unless the operator says otherwise
+    grpc_port: int = 8001  # 0 → a free port
+    http_port: int = 8000
+    metrics_port: int = 8002
+    model_control: str = "none"  # "explicit" enables the load/unload API (operator only)
+    load_models: tuple[str, ...] = ()
+    log_verbose: int = 0
+    exit_timeout_s: int = 30
+    startup_timeout_s: float = 180.0
+    tls: TlsConfig | None = None
+    extra_args: tuple[str, ...] = ()
+    log_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model_control not in ("none", "explicit", "poll"):
+            raise ValueError(f"model_control must be none/explicit/poll, got {self.model_control}")
+
+
+class TritonServer:
+    """A running tritonserver process; a context manager that always cleans up after itself."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.process: subprocess.Popen | None = None
+        self.shm_prefix = ""
+        self._log_file = None
+        self._own_log_dir: Path | None = None
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def grpc_url(self) -> str:
+        return f"{self._client_host}:{self.config.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self._client_host}:{self.config.http_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self._client_host}:{self.config.metrics_port}/metrics"
+
+    @property
+    def _client_host(self) -> str:
+        return "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
+
+    @property
+    def log_path(self) -> Path:
+        assert self.config.log_path is not None
+        return self.config.log_path
+
+    # ------------------------------------------------------------------ lifecycle
+    def command(self, home: Path) -> list[str]:
+        c = self.config
+        cmd = [
+            str(home / "bin" / "tritonserver"),
+            f"--model-repository={Path(c.repository).resolve()}",
+            f"--backend-directory={home / 'backends'}",
+            f"--cache-directory={home / 'caches'}",
+            f"--grpc-address={c.host}", f"--grpc-port={c.grpc_port}",
+            f"--http-address={c.host}", f"--http-port={c.http_port}",
+            f"--metrics-address={c.host}", f"--metrics-port={c.metrics_port}",
+            "--allow-gpu-metrics=false",
+            f"--model-control-mode={c.model_control}",
+            f"--exit-timeout-secs={c.exit_timeout_s}",
+            f"--log-verbose={c.log_verbose}",
+            "--strict-readiness=true",
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            "--backend-config=python,shm-default-byte-size=16777216",
+        ]
+        cmd += [f"--load-model={m}" for m in c.load_models]
+        if c.tls is not None:
+            cmd += ["--grpc-use-ssl=true", f"--grpc-server-cert={c.tls.server_cert}",
+                    f"--grpc-server-key={c.tls.server_key}"]
+            if c.tls.client_ca is not None:
+                cmd += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={c.tls.client_ca}"]
+        return cmd + list(c.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (libdir, str(_wheel_libs()), env.get("LD_LIBRARY_PATH", "")) if p)
+        env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env.update(self.config.env)
+        return env
+
+    def start(self) -> TritonServer:
+        c = self.config
+        if not Path(c.repository).is_dir():
+            raise ServerError(f"model repository {c.repository} does not exist; run `make model`")
+        for attr in ("grpc_port", "http_port", "metrics_port"):
+            if getattr(c, attr) == 0:
+                setattr(c, attr, find_free_port(self._client_host))
+        if self._port_answers():
+            raise ServerError(f"something already answers on {self.http_url}; pick other ports")
+        home = triton_home()
+        self.shm_prefix = f"{SHM_PREFIX_BASE}ft{os.getpid()}_{c.grpc_port}_"
+        if c.log_path is None:
+            self._own_log_dir = Path(tempfile.mkdtemp(prefix="fashiontag-triton-"))
+            c.log_path = self._own_log_dir / "tritonserver.log"
+        Path(c.log_path).parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(c.log_path, "ab")
+        cmd = self.command(home)
+        log.info("starting %s", " ".join(cmd))
+        self.process = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=self.environment(),
+                                        start_new_session=True)
+        try:
+            self.wait_ready(c.startup_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _port_answers(self) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(0.2)
+            return s.connect_ex((self._client_host, self.config.http_port)) == 0
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                raise ServerError(f"tritonserver exited with code {self.process.returncode}:\n"
+                                  f"{self.log_tail()}")
+            if self.is_ready():
+                return
+            time.sleep(0.25)
+        raise ServerError(f"tritonserver not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = Path(self.config.log_path).read_text(errors="replace")
+        except (OSError, TypeError):
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """SIGTERM (Triton finishes in-flight requests), then SIGKILL the group; clean /dev/shm."""
+        code = None
+        if self.process is not None:
+            timeout_s = timeout_s if timeout_s is not None else self.config.exit_timeout_s + 10
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout_s)
+                except subprocess.TimeoutExpired:
+                    log.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
+            self._kill_group()
+            code = self.process.returncode
+        self.cleanup_shm()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def _kill_group(self) -> None:
+        """Stubs live in the server's session; none may outlive it."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def cleanup_shm(self) -> list[Path]:
+        if not self.shm_prefix:
+            return []
+        removed = []
+        for path in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+        return removed
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        if self._own_log_dir is not None and exc[0] is None:
+            shutil.rmtree(self._own_log_dir, ignore_errors=True)
