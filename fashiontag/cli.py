@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       fashionai_root=args.fashionai_root, seed=args.seed)
     if args.quick:
         cfg.fmnist_per_class, cfg.rendered_train, cfg.rendered_test = 100, 600, 200
-        cfg.hidden_options, cfg.epochs = (0,), 30
+        cfg.hidden_options, cfg.steps = (0,), 300
     report = train(cfg)
     for name, head in report["heads"].items():
         print(f"{name:16s} test accuracy {head['test_accuracy']:.4f} "

@@ -47,7 +47,7 @@ def print_table(results: list[TagResult], paths: list[Path]) -> None:
     correct = total = 0
     print(f"\n{'image':34s} {'category':26s} {'expected':12s} most confident visible attributes")
     print("-" * 130)
-    for result, path in zip(results, paths):
+    for result, path in zip(results, paths, strict=False):
         expected = _expected_category(path)
         category = ""
         if result.ok:
@@ -76,7 +76,7 @@ def run_demo(config: ServerConfig, samples: Path | None = None,
             results = list(client.tag_many(items, concurrency=8))
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w") as f:
-            for result, path in zip(results, paths):
+            for result, path in zip(results, paths, strict=False):
                 f.write(json.dumps({**result.to_record(), "path": str(path)}) + "\n")
         print_table(results, paths)
         failed = sum(not r.ok for r in results)

@@ -90,7 +90,7 @@ _REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_
 
 
 def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
-    """Read only the header; raise :class:`ImageDecodeError` for empty, unknown or oversized input."""
+    """Read only the header; raise :class:`ImageDecodeError` for empty, unknown or huge input."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ImageDecodeError(f"expected encoded image bytes, got {type(data).__name__}")
     size = len(data)
@@ -105,7 +105,8 @@ def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
                 header = ImageHeader(img.format or "unknown", img.width, img.height, img.mode)
     except UnidentifiedImageError:
         raise ImageDecodeError(
-            f"not a recognised image format ({size} bytes, starts with {bytes(data[:8])!r})"
+            f"not a recognised image: unknown format or invalid header ({size} bytes, "
+            f"starts with {bytes(data[:8])!r})"
         ) from None
     except Exception as exc:  # Pillow raises many types for garbage; all mean "not an image"
         raise ImageDecodeError(f"unreadable image header ({size} bytes): {exc}") from None

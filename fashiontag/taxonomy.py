@@ -3,9 +3,10 @@
 The exported ONNX model carries this taxonomy as JSON metadata; the Triton configs, the client's
 decoding and the tests read it from there (or from this module), never from a copied label list.
 
-FashionAI attributes follow the public FashionAI Global Challenge 2018 attribute track (8 dimensions,
-54 values, value order = the order of the ``n/y/m`` characters in its ``label.csv``). ``category``
-is the 10-class garment category of Fashion-MNIST, on which that head is trained.
+FashionAI attributes follow the public FashionAI Global Challenge 2018 attribute track
+(8 dimensions, 54 values; value order = the order of the ``n/y/m`` characters in its
+``label.csv``). ``category`` is the 10-class garment category of Fashion-MNIST, on which that
+head is trained.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class Taxonomy:
         raise TaxonomyError(f"no attribute maps the FashionAI key {key!r}")
 
     def split(self, probabilities: np.ndarray) -> dict[str, np.ndarray]:
-        """Split a ``[..., total_values]`` array into one ``[..., num_values]`` view per attribute."""
+        """Split ``[..., total_values]`` into one ``[..., num_values]`` view per attribute."""
         if probabilities.shape[-1] != self.total_values:
             raise TaxonomyError(
                 f"probability vector has {probabilities.shape[-1]} entries, "

@@ -4,14 +4,20 @@
 Install with ``pip install 'fashiontag[client]'`` (tritonclient[grpc], numpy, opencv; no torch).
 """
 
-from fashiontag.client.errors import (ClientError, InvalidImageError, ModelNotReadyError,
-                                      QueueFullError, RequestTimeoutError, ServerUnavailableError)
+from fashiontag.client.errors import (
+    ClientError,
+    InvalidImageError,
+    ModelNotReadyError,
+    QueueFullError,
+    RequestTimeoutError,
+    ServerUnavailableError,
+)
 from fashiontag.client.results import AttributeSet, AttributeValue, TagResult, decode_probabilities
 
 try:
+    from fashiontag.client._common import ClientOptions
     from fashiontag.client.aio import AsyncTagClient
     from fashiontag.client.sync import TagClient
-    from fashiontag.client._common import ClientOptions
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     if "tritonclient" not in str(exc) and "grpc" not in str(exc):
         raise

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +20,7 @@ __all__ = ["ClientOptions", "ImageItem", "normalise_item", "image_inputs", "taxo
            "to_result"]
 
 #: What ``tag_many`` accepts per item: bytes, a path, or ``(id, bytes | path)``.
-ImageItem = Union[bytes, bytearray, memoryview, str, Path, tuple]
+ImageItem = bytes | bytearray | memoryview | str | Path | tuple
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
-from fashiontag.client._common import (ClientOptions, ImageItem, decode_result, image_inputs,
-                                       normalise_item, requested_outputs, taxonomy_from_config,
-                                       to_result)
+from fashiontag.client._common import (
+    ClientOptions,
+    ImageItem,
+    decode_result,
+    image_inputs,
+    normalise_item,
+    requested_outputs,
+    taxonomy_from_config,
+    to_result,
+)
 from fashiontag.client.errors import ClientError, translate
 from fashiontag.client.results import AttributeSet, TagResult
 from fashiontag.taxonomy import Taxonomy

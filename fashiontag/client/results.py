@@ -56,13 +56,18 @@ class AttributeSet(Mapping[str, AttributeValue]):
     def visible(self) -> dict[str, AttributeValue]:
         return {k: v for k, v in self._values.items() if v.visible}
 
+    @property
+    def vector(self) -> np.ndarray | None:
+        """The model's raw probability vector (taxonomy order), when it was kept."""
+        return self._probabilities
+
     def probabilities(self, name: str) -> dict[str, float]:
         """Full distribution of one attribute (every value, "Invisible" included)."""
         if self._probabilities is None or self._taxonomy is None:
             raise ValueError("this attribute set was built without its probability vector")
         attribute = self._taxonomy[name]
         row = self._probabilities[self._taxonomy.slices[name]]
-        return {v: float(p) for v, p in zip(attribute.values, row)}
+        return {v: float(p) for v, p in zip(attribute.values, row, strict=False)}
 
     def to_dict(self) -> dict[str, dict]:
         return {k: v.to_dict() for k, v in self._values.items()}
@@ -70,7 +75,7 @@ class AttributeSet(Mapping[str, AttributeValue]):
 
 def _attribute_set(taxonomy: Taxonomy, row: np.ndarray) -> AttributeSet:
     values = {}
-    for attribute, s in zip(taxonomy, taxonomy.slices.values()):
+    for attribute, s in zip(taxonomy, taxonomy.slices.values(), strict=False):
         p = row[s]
         best = int(p.argmax())
         name = attribute.values[best]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from torch import nn
 from fashiontag import __version__
 from fashiontag.errors import ModelArtifactError
 from fashiontag.export.metadata import metadata_props
-from fashiontag.protocol import PIXELS, PROBABILITIES
 from fashiontag.images import PreprocessSpec
+from fashiontag.protocol import PIXELS, PROBABILITIES
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["OPSET", "export_onnx", "ParityReport", "check_parity", "onnx_session"]
@@ -33,7 +34,9 @@ def export_onnx(module: nn.Module, path: str | Path, spec: PreprocessSpec, *,
     module = module.eval()
     dummy = torch.zeros((2, spec.size, spec.size, 3), dtype=torch.uint8)
     tmp = path.with_suffix(".tmp.onnx")
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the Lite0 graph's static padding uses Slice ops that cannot be constant-folded; harmless
+        warnings.filterwarnings("ignore", message="Constant folding")
         torch.onnx.export(
             module, (dummy,), str(tmp), dynamo=False, opset_version=OPSET,
             input_names=[PIXELS], output_names=[output_name],

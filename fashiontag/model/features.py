@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashiontag.protocol import FEATURES, PIXELS
 from fashiontag.images import DEFAULT_SPEC, PreprocessSpec
+from fashiontag.protocol import FEATURES, PIXELS
 
 __all__ = ["FeatureExtractor", "feature_extractor", "cached_arrays"]
 

@@ -18,7 +18,7 @@ from fashiontag.model.network import AttributeHead
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["HeadFit", "fit_head", "select_head", "save_heads", "load_heads", "accuracy",
-           "confusion_matrix"]
+           "confusion_matrix", "default_steps"]
 
 
 @dataclass
@@ -28,9 +28,15 @@ class HeadFit:
     validation_accuracy: float
 
 
+def default_steps(examples: int, batch: int = 256) -> int:
+    """About 30 epochs, but never fewer than 400 steps (tiny few-shot sets) nor more than 1,500."""
+    per_epoch = max(1, -(-examples // batch))
+    return int(min(1500, max(400, 30 * per_epoch)))
+
+
 def fit_head(features: np.ndarray, labels: np.ndarray, num_values: int, *, hidden: int = 0,
-             epochs: int = 60, lr: float = 2e-3, weight_decay: float = 1e-4, batch: int = 256,
-             seed: int = 0, class_balanced: bool = True) -> AttributeHead:
+             steps: int | None = None, lr: float = 2e-3, weight_decay: float = 1e-4,
+             batch: int = 256, seed: int = 0, class_balanced: bool = True) -> AttributeHead:
     """Cross-entropy training of one head on ``features[labels >= 0]``."""
     keep = labels >= 0
     x = torch.from_numpy(np.ascontiguousarray(features[keep], dtype=np.float32))
@@ -46,18 +52,20 @@ def fit_head(features: np.ndarray, labels: np.ndarray, num_values: int, *, hidde
                              torch.zeros_like(counts))
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = epochs * max(1, (len(y) + batch - 1) // batch)
+    steps = steps or default_steps(len(y), batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     gen = torch.Generator().manual_seed(seed)
     head.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), batch):
-            idx = order[i:i + batch]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(head(x[idx]), y[idx]).backward()
-            opt.step()
-            sched.step()
+    order, cursor = torch.randperm(len(y), generator=gen), 0
+    for _ in range(steps):
+        if cursor >= len(y):
+            order, cursor = torch.randperm(len(y), generator=gen), 0
+        idx = order[cursor:cursor + batch]
+        cursor += batch
+        opt.zero_grad(set_to_none=True)
+        loss_fn(head(x[idx]), y[idx]).backward()
+        opt.step()
+        sched.step()
     return head.eval()
 
 
@@ -83,7 +91,7 @@ def confusion_matrix(head: AttributeHead, features: np.ndarray, labels: np.ndarr
 
 def select_head(features: np.ndarray, labels: np.ndarray, num_values: int, *,
                 hidden_options: tuple[int, ...] = (0, 512), seed: int = 0,
-                validation_share: float = 0.15, epochs: int = 60) -> HeadFit:
+                validation_share: float = 0.15, steps: int | None = None) -> HeadFit:
     """Pick the head shape on a held-out split, then refit the winner on all the data."""
     labelled = np.flatnonzero(labels >= 0)
     rng = np.random.default_rng(seed)
@@ -94,11 +102,11 @@ def select_head(features: np.ndarray, labels: np.ndarray, num_values: int, *,
     val_labels[val] = labels[val]
     best_hidden, best_acc = hidden_options[0], -1.0
     for hidden in hidden_options:
-        head = fit_head(features, train_labels, num_values, hidden=hidden, seed=seed, epochs=epochs)
+        head = fit_head(features, train_labels, num_values, hidden=hidden, seed=seed, steps=steps)
         acc = accuracy(head, features, val_labels)
         if acc > best_acc:
             best_hidden, best_acc = hidden, acc
-    head = fit_head(features, labels, num_values, hidden=best_hidden, seed=seed, epochs=epochs)
+    head = fit_head(features, labels, num_values, hidden=best_hidden, seed=seed, steps=steps)
     return HeadFit(head, best_hidden, best_acc)
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from fashiontag.errors import ImageDecodeError
-from fashiontag.protocol import IMAGE, PIXELS, PROBABILITIES
 from fashiontag.images import DecodeLimits, PreprocessSpec, preprocess_bytes
+from fashiontag.protocol import IMAGE, PIXELS, PROBABILITIES
 
 __all__ = ["PreprocessModel", "AttributesModel"]
 

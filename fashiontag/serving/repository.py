@@ -20,10 +20,18 @@ from pathlib import Path
 
 from fashiontag.errors import ModelArtifactError
 from fashiontag.export.metadata import ModelMetadata, read_metadata
-from fashiontag.protocol import (ATTRIBUTES_MODEL, ENSEMBLE_MODEL, IMAGE, PIXELS, PREPROCESS_MODEL,
-                                 PREPROCESS_PARAMETER, PROBABILITIES, TAXONOMY_FINGERPRINT_PARAMETER,
-                                 TAXONOMY_PARAMETER)
 from fashiontag.images import DEFAULT_LIMITS, DecodeLimits
+from fashiontag.protocol import (
+    ATTRIBUTES_MODEL,
+    ENSEMBLE_MODEL,
+    IMAGE,
+    PIXELS,
+    PREPROCESS_MODEL,
+    PREPROCESS_PARAMETER,
+    PROBABILITIES,
+    TAXONOMY_FINGERPRINT_PARAMETER,
+    TAXONOMY_PARAMETER,
+)
 
 __all__ = ["ServingSettings", "build_repository", "model_configs", "write_config", "read_config",
            "SOURCE_REPOSITORY"]

@@ -1,4 +1,4 @@
-"""Start, watch and stop the real ``tritonserver`` binary that ships in the ``nvidia-pytriton`` wheel.
+"""Start, watch and stop the real ``tritonserver`` binary shipped in the ``nvidia-pytriton`` wheel.
 
 What it takes on a CPU machine (see docs/triton-on-cpu in the README):
 - the wheel's ``tritonserver`` tree is copied once to a writable cache folder, with the python
@@ -87,7 +87,7 @@ def triton_home(cache_root: str | Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class TlsConfig:
-    """gRPC TLS: server certificate and key; ``client_ca`` set → mutual TLS (client certs required)."""
+    """gRPC TLS: server certificate and key; ``client_ca`` set → mutual TLS (client certs)."""
 
     server_cert: Path
     server_key: Path

@@ -54,7 +54,8 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
     images = _read_idx(root / images_file)
     labels = _read_idx(root / labels_file).astype(np.int64)
     if len(images) != len(labels):
-        raise ModelArtifactError(f"Fashion-MNIST {split}: {len(images)} images, {len(labels)} labels")
+        raise ModelArtifactError(
+            f"Fashion-MNIST {split}: {len(images)} images but {len(labels)} labels")
     return images, labels
 
 

@@ -1,0 +1,50 @@
+"""The exported model: metadata, dynamic batch axis, parity with PyTorch, honest accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from fashiontag.export.attribute_model import PARITY_TOLERANCE, parity_tiles
+from fashiontag.export.metadata import read_metadata
+from fashiontag.export.onnx_export import check_parity, onnx_session
+from fashiontag.images import DEFAULT_SPEC
+from fashiontag.protocol import PIXELS, PROBABILITIES
+from fashiontag.taxonomy import DEFAULT_TAXONOMY
+from tests.conftest import ARTIFACTS
+
+
+def test_model_carries_taxonomy_and_preprocessing(built_model):
+    meta = read_metadata(built_model)
+    assert meta.taxonomy == DEFAULT_TAXONOMY
+    assert meta.preprocess == DEFAULT_SPEC
+    assert meta.info["backbone"] == "efficientnet-lite0"
+    assert set(meta.info["test_accuracy"]) == set(DEFAULT_TAXONOMY.names)
+
+
+def test_model_accepts_any_batch_size(built_model):
+    session = onnx_session(built_model)
+    for batch in (1, 5, 17):
+        out = session.run([PROBABILITIES], {PIXELS: np.zeros((batch, 224, 224, 3), np.uint8)})[0]
+        assert out.shape == (batch, DEFAULT_TAXONOMY.total_values)
+
+
+def test_onnx_matches_pytorch_on_real_images(built_model):
+    from fashiontag.model.backbone import load_backbone
+    from fashiontag.model.heads import load_heads
+    from fashiontag.model.network import AttributeHeads, AttributeModel
+
+    taxonomy, heads = load_heads(ARTIFACTS / "heads.pt")
+    model = AttributeModel(load_backbone(), AttributeHeads(taxonomy, heads))
+    report = check_parity(model, built_model, parity_tiles(fashion_mnist_images=16), taxonomy)
+    assert report.max_abs_diff < PARITY_TOLERANCE
+    assert report.argmax_agreement == 1.0
+
+
+def test_category_head_is_scored_on_the_full_fashion_mnist_test_set(built_model):
+    report = json.loads((ARTIFACTS / "training_report.json").read_text())
+    category = report["heads"]["category"]
+    assert category["test_examples"] == 10_000
+    assert category["test_accuracy"] >= 0.85
+    assert np.array(category["confusion"]).sum() == 10_000

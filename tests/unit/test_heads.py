@@ -1,0 +1,67 @@
+import numpy as np
+import torch
+
+from fashiontag.model.heads import (
+    accuracy,
+    confusion_matrix,
+    fit_head,
+    load_heads,
+    save_heads,
+    select_head,
+)
+from fashiontag.model.network import AttributeHead, AttributeHeads, InputNormalization
+from fashiontag.taxonomy import DEFAULT_TAXONOMY
+
+
+def _blobs(n_per_class=60, classes=3, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (classes, dim))
+    x = np.concatenate([c + rng.normal(0, 1, (n_per_class, dim)) for c in centres])
+    y = np.repeat(np.arange(classes), n_per_class)
+    return x.astype(np.float32), y
+
+
+def test_fit_head_learns_separable_classes_and_ignores_unlabelled_rows():
+    x, y = _blobs()
+    y_masked = y.copy()
+    y_masked[::4] = -1  # unknown labels, as in FashionAI's one-attribute-per-image rows
+    head = fit_head(x, y_masked, 3)
+    assert accuracy(head, x, y) > 0.95
+    cm = confusion_matrix(head, x, y, 3)
+    assert cm.sum() == len(y) and np.trace(cm) > 0.95 * len(y)
+
+
+def test_select_head_reports_validation_accuracy_of_chosen_shape():
+    x, y = _blobs(seed=1)
+    fit = select_head(x, y, 3, hidden_options=(0, 16), steps=200)
+    assert fit.hidden in (0, 16)
+    assert 0.9 < fit.validation_accuracy <= 1.0
+
+
+def test_heads_round_trip_through_disk(tmp_path):
+    taxonomy = DEFAULT_TAXONOMY.subset(["category", "sleeve_length"])
+    heads = {a.name: AttributeHead(a.num_values, hidden=h, in_dim=8)
+             for a, h in zip(taxonomy, (0, 4), strict=False)}
+    save_heads(tmp_path / "heads.pt", taxonomy, heads)
+    loaded_taxonomy, loaded = load_heads(tmp_path / "heads.pt")
+    assert loaded_taxonomy == taxonomy
+    x = torch.randn(5, 8)
+    for name in heads:
+        assert torch.allclose(heads[name].eval()(x), loaded[name](x))
+
+
+def test_heads_module_emits_one_softmax_per_attribute_in_taxonomy_order():
+    taxonomy = DEFAULT_TAXONOMY
+    module = AttributeHeads(taxonomy, {a.name: AttributeHead(a.num_values, in_dim=8)
+                                       for a in taxonomy}).eval()
+    out = module(torch.randn(4, 8)).detach().numpy()
+    assert out.shape == (4, taxonomy.total_values)
+    for part in taxonomy.split(out).values():
+        assert np.allclose(part.sum(-1), 1.0, atol=1e-5)
+
+
+def test_input_normalisation_is_lite0_scaling_in_nchw():
+    pixels = torch.tensor([[[[127, 255, 0]]]], dtype=torch.uint8)  # N=1, H=1, W=1, C=3
+    out = InputNormalization()(pixels)
+    assert out.shape == (1, 3, 1, 1)
+    assert out.flatten().tolist() == [0.0, 1.0, -127 / 128]

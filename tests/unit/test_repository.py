@@ -1,0 +1,82 @@
+import json
+
+import pytest
+
+from fashiontag.export.metadata import ModelMetadata
+from fashiontag.images import DEFAULT_SPEC
+from fashiontag.protocol import (
+    ATTRIBUTES_MODEL,
+    ENSEMBLE_MODEL,
+    IMAGE,
+    PIXELS,
+    PREPROCESS_MODEL,
+    PROBABILITIES,
+    TAXONOMY_PARAMETER,
+)
+from fashiontag.serving.repository import ServingSettings, model_configs, read_config, write_config
+from fashiontag.taxonomy import DEFAULT_TAXONOMY, Attribute
+
+META = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, {"precision": "fp32"})
+
+
+def _kind(config):
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    return pb.ModelInstanceGroup.Kind.Name(config.instance_group[0].kind)
+
+
+def test_cpu_repository_is_ensemble_of_two_python_models():
+    configs = model_configs(META, ServingSettings())
+    assert set(configs) == {ENSEMBLE_MODEL, PREPROCESS_MODEL, ATTRIBUTES_MODEL}
+    ens = configs[ENSEMBLE_MODEL]
+    assert ens.platform == "ensemble"
+    assert [s.model_name for s in ens.ensemble_scheduling.step] == [PREPROCESS_MODEL,
+                                                                    ATTRIBUTES_MODEL]
+    assert ens.input[0].name == IMAGE and ens.output[0].name == PROBABILITIES
+    att = configs[ATTRIBUTES_MODEL]
+    assert att.backend == "python" and _kind(att) == "KIND_CPU"
+    assert att.input[0].name == PIXELS and list(att.input[0].dims) == [224, 224, 3]
+    assert att.HasField("dynamic_batching") and att.max_batch_size == 64
+    assert [w.batch_size for w in att.model_warmup] == [1, 8]
+
+
+def test_output_width_and_labels_come_from_the_model_metadata():
+    grown = DEFAULT_TAXONOMY.with_attribute(Attribute("fabric", ("Denim", "Silk")))
+    configs = model_configs(ModelMetadata(grown, DEFAULT_SPEC), ServingSettings())
+    for name in (ENSEMBLE_MODEL, ATTRIBUTES_MODEL):
+        assert list(configs[name].output[0].dims) == [grown.total_values]
+        text = configs[name].parameters[TAXONOMY_PARAMETER].string_value
+        assert json.loads(text)["attributes"][-1]["name"] == "fabric"
+
+
+@pytest.mark.parametrize("platform", ["onnxruntime_onnx", "tensorrt_plan"])
+def test_gpu_variant_uses_gpu_platform_from_the_same_source(platform):
+    configs = model_configs(META, ServingSettings(target="gpu", gpu_platform=platform,
+                                                  preferred_batch_sizes=(8, 32)))
+    att = configs[ATTRIBUTES_MODEL]
+    assert att.platform == platform and not att.backend
+    assert _kind(att) == "KIND_GPU"
+    assert list(att.dynamic_batching.preferred_batch_size) == [8, 32]
+    assert configs[PREPROCESS_MODEL].backend == "python"  # decode stays an OpenCV python model
+    assert list(att.output[0].dims) == list(configs[ENSEMBLE_MODEL].output[0].dims)
+
+
+def test_queue_policy_is_written_only_when_asked():
+    plain = model_configs(META, ServingSettings())[ATTRIBUTES_MODEL]
+    assert not plain.dynamic_batching.HasField("default_queue_policy")
+    shed = model_configs(META, ServingSettings(max_queue_size=128))[ATTRIBUTES_MODEL]
+    assert shed.dynamic_batching.default_queue_policy.max_queue_size == 128
+
+
+def test_written_configs_parse_back_identically(tmp_path):
+    for name, config in model_configs(META, ServingSettings()).items():
+        path = write_config(config, tmp_path / name)
+        assert read_config(path) == config
+
+
+@pytest.mark.parametrize("kwargs", [{"target": "tpu"}, {"max_batch_size": 0},
+                                    {"preferred_batch_sizes": (128,)},
+                                    {"gpu_platform": "pytorch_libtorch"}])
+def test_invalid_settings_are_rejected(kwargs):
+    with pytest.raises(ValueError):
+        ServingSettings(**kwargs)
