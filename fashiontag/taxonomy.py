@@ -42,7 +42,8 @@ class Attribute:
     """One attribute dimension and its mutually exclusive values.
 
     ``invisible_value`` names the value meaning "this part is not visible in the image"; the client
-    reports it as ``visible: false`` instead of as a value.
+    reports it as ``visible: false`` instead of as a value. ``report_top > 1`` asks clients to
+    report the best ``report_top`` values with their shares (e.g. an item's dominant colours).
     """
 
     name: str
@@ -51,6 +52,7 @@ class Attribute:
     source: str = "fashionai"
     fashionai_key: str | None = None
     description: str = ""
+    report_top: int = 1
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -59,6 +61,9 @@ class Attribute:
             raise TaxonomyError(f"attribute {self.name!r} needs at least two values")
         if len(set(self.values)) != len(self.values):
             raise TaxonomyError(f"attribute {self.name!r} has duplicate values")
+        if not 1 <= self.report_top <= len(self.values):
+            raise TaxonomyError(
+                f"attribute {self.name!r}: report_top must be 1..{len(self.values)}")
         if self.invisible_value is not None and self.invisible_value not in self.values:
             raise TaxonomyError(
                 f"attribute {self.name!r}: invisible value {self.invisible_value!r} is not a value"
@@ -78,7 +83,7 @@ class Attribute:
             ) from None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "values": list(self.values),
             "invisible_value": self.invisible_value,
@@ -86,6 +91,9 @@ class Attribute:
             "fashionai_key": self.fashionai_key,
             "description": self.description,
         }
+        if self.report_top != 1:  # absent when default: older taxonomies keep their fingerprint
+            out["report_top"] = self.report_top
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Attribute:
@@ -96,6 +104,7 @@ class Attribute:
             source=data.get("source", "fashionai"),
             fashionai_key=data.get("fashionai_key"),
             description=data.get("description", ""),
+            report_top=int(data.get("report_top", 1)),
         )
 
 
@@ -180,6 +189,11 @@ class Taxonomy:
     def fingerprint(self) -> str:
         """Short content hash: lets clients notice that a served model's taxonomy changed."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @property
+    def id(self) -> int:
+        """The fingerprint as a positive int32; served models emit it with every response."""
+        return int(self.fingerprint[:7], 16)
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Taxonomy:

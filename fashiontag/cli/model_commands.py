@@ -13,7 +13,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fashiontag.model.train import TrainConfig, train
 
     cfg = TrainConfig(artifacts=args.artifacts, fashionai_csv=args.fashionai_csv,
-                      fashionai_root=args.fashionai_root, seed=args.seed)
+                      fashionai_root=args.fashionai_root, seed=args.seed,
+                      colour=not getattr(args, "no_colour", False))
     if args.quick:
         cfg.fmnist_per_class, cfg.rendered_train, cfg.rendered_test = 100, 600, 200
         cfg.hidden_options, cfg.steps = (0,), 300
@@ -57,6 +58,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     heads, model = args.artifacts / HEADS_FILE, args.artifacts / MODEL_FILE
     if args.force or not heads.exists():
         cmd_train(args)
+    elif not args.no_colour:
+        from fashiontag.colour.head import ensure_colour_head
+
+        if ensure_colour_head(heads):  # heads trained before the colour attribute existed
+            print(f"added the colour head to {heads}")
     if args.force or not model.exists() or model.stat().st_mtime < heads.stat().st_mtime:
         args.out = None
         cmd_export(args)
@@ -95,5 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("build", help="train (if needed) + export + build-repo")
     _training_flags(p)
     p.add_argument("--force", action="store_true")
+    p.add_argument("--no-colour", action="store_true",
+                   help="do not add the colour head to existing heads")
     p.add_argument("--repository", type=Path)
     p.set_defaults(func=cmd_build)

@@ -20,11 +20,14 @@ class AttributeValue:
     value: str | None
     confidence: float
     visible: bool = True
+    top: tuple[tuple[str, float], ...] = ()  # best values with shares, for report_top > 1
 
     def to_dict(self) -> dict:
         out: dict = {"value": self.value, "confidence": round(self.confidence, 4)}
         if not self.visible:
             out["visible"] = False
+        if self.top:
+            out["top"] = [{"value": v, "confidence": round(p, 4)} for v, p in self.top]
         return out
 
 
@@ -80,8 +83,12 @@ def _attribute_set(taxonomy: Taxonomy, row: np.ndarray) -> AttributeSet:
         best = int(p.argmax())
         name = attribute.values[best]
         invisible = name == attribute.invisible_value
+        top: tuple = ()
+        if attribute.report_top > 1:
+            order = np.argsort(-p, kind="stable")[:attribute.report_top]
+            top = tuple((attribute.values[i], float(p[i])) for i in order)
         values[attribute.name] = AttributeValue(None if invisible else name, float(p[best]),
-                                                visible=not invisible)
+                                                visible=not invisible, top=top)
     return AttributeSet(values, row, taxonomy)
 
 

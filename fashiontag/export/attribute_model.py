@@ -16,6 +16,7 @@ import numpy as np
 from fashiontag.errors import ModelArtifactError
 from fashiontag.export.onnx_export import ParityReport, check_parity, export_onnx
 from fashiontag.images import DEFAULT_SPEC, preprocess_array, preprocess_bytes
+from fashiontag.protocol import PROBABILITIES, TAXONOMY_ID
 
 __all__ = ["ExportResult", "export_attribute_model", "parity_tiles", "PARITY_TOLERANCE",
            "SAMPLES_DIR"]
@@ -48,24 +49,33 @@ def parity_tiles(fashion_mnist_images: int = 48, samples_dir: Path = SAMPLES_DIR
 
 def export_attribute_model(heads_path: str | Path, out_path: str | Path,
                            training_report: str | Path | None = None,
-                           tolerance: float = PARITY_TOLERANCE) -> ExportResult:
-    """Export, then refuse to hand over a file whose outputs differ from PyTorch's."""
+                           tolerance: float = PARITY_TOLERANCE,
+                           extra_info: dict | None = None) -> ExportResult:
+    """Export, then refuse to hand over a file whose outputs differ from PyTorch's.
+
+    Outputs: ``PROBABILITIES`` and ``TAXONOMY_ID`` (see :class:`~fashiontag.model.network.
+    ServedModel`). ``extra_info`` is merged into the model's info metadata (e.g. few-shot
+    cross-validation results).
+    """
     from fashiontag.model.backbone import BACKBONE_NAME, load_backbone, weights_fingerprint
     from fashiontag.model.heads import load_heads
-    from fashiontag.model.network import AttributeHeads, AttributeModel
+    from fashiontag.model.network import AttributeHeads, AttributeModel, ServedModel
 
     taxonomy, heads = load_heads(heads_path)
     model = AttributeModel(load_backbone(), AttributeHeads(taxonomy, heads), DEFAULT_SPEC).eval()
+    served = ServedModel(model, taxonomy.id).eval()
     info = {"backbone": BACKBONE_NAME, "backbone_weights": weights_fingerprint(),
-            "heads": {name: {"hidden": h.hidden} for name, h in heads.items()}}
+            "heads": {name: {"kind": h.kind, "hidden": h.hidden} for name, h in heads.items()}}
     if training_report and Path(training_report).exists():
         report = json.loads(Path(training_report).read_text())
         info["test_accuracy"] = {k: v["test_accuracy"] for k, v in report["heads"].items()}
         info["test_sets"] = {k: v.get("test_set", "") for k, v in report["heads"].items()}
+    info.update(extra_info or {})
     out_path = Path(out_path)
     staging = out_path.with_suffix(".staging.onnx")
-    export_onnx(model, staging, DEFAULT_SPEC, taxonomy=taxonomy, info=info)
-    parity = check_parity(model, staging, parity_tiles(), taxonomy)
+    export_onnx(served, staging, DEFAULT_SPEC, taxonomy=taxonomy, info=info,
+                output_names=[PROBABILITIES, TAXONOMY_ID])
+    parity = check_parity(served, staging, parity_tiles(), taxonomy)
     log.info("parity on %d real images: max |torch - onnxruntime| = %.2e, argmax agreement %.4f",
              parity.images, parity.max_abs_diff, parity.argmax_agreement)
     if not parity.ok(tolerance):

@@ -13,6 +13,7 @@ from pathlib import Path
 from fashiontag.errors import ModelArtifactError
 from fashiontag.images import ONNX_METADATA_KEY as PREPROCESS_KEY
 from fashiontag.images import PreprocessSpec
+from fashiontag.protocol import PROBABILITIES
 from fashiontag.taxonomy import ONNX_METADATA_KEY as TAXONOMY_KEY
 from fashiontag.taxonomy import Taxonomy
 
@@ -26,6 +27,7 @@ class ModelMetadata:
     taxonomy: Taxonomy
     preprocess: PreprocessSpec
     info: dict = field(default_factory=dict)
+    outputs: tuple[str, ...] = (PROBABILITIES,)  # graph output names, in order
 
     @property
     def precision(self) -> str:
@@ -57,4 +59,5 @@ def read_metadata(path: str | Path) -> ModelMetadata:
         taxonomy=Taxonomy.from_json(props[TAXONOMY_KEY]),
         preprocess=PreprocessSpec.from_dict(json.loads(props.get(PREPROCESS_KEY, "{}"))),
         info=json.loads(props.get(INFO_KEY, "{}")),
+        outputs=tuple(o.name for o in model.graph.output),
     )

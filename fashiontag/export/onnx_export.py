@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,10 @@ OPSET = 17
 
 def export_onnx(module: nn.Module, path: str | Path, spec: PreprocessSpec, *,
                 output_name: str = PROBABILITIES, taxonomy: Taxonomy | None = None,
-                info: dict | None = None) -> Path:
-    """Export ``module`` (pixels → one output) with a dynamic batch axis and fashiontag metadata."""
+                info: dict | None = None, output_names: Sequence[str] | None = None) -> Path:
+    """Export ``module`` (pixels → one output, or several named by ``output_names``) with a
+    dynamic batch axis and fashiontag metadata."""
+    names = list(output_names or [output_name])
     import onnx
 
     path = Path(path)
@@ -39,8 +42,8 @@ def export_onnx(module: nn.Module, path: str | Path, spec: PreprocessSpec, *,
         warnings.filterwarnings("ignore", message="Constant folding")
         torch.onnx.export(
             module, (dummy,), str(tmp), dynamo=False, opset_version=OPSET,
-            input_names=[PIXELS], output_names=[output_name],
-            dynamic_axes={PIXELS: {0: "batch"}, output_name: {0: "batch"}},
+            input_names=[PIXELS], output_names=names,
+            dynamic_axes={PIXELS: {0: "batch"}, **{n: {0: "batch"} for n in names}},
         )
     model = onnx.load(str(tmp))
     onnx.checker.check_model(model, full_check=True)
@@ -84,7 +87,11 @@ class ParityReport:
 
 def check_parity(module: nn.Module, path: str | Path, tiles: np.ndarray,
                  taxonomy: Taxonomy | None = None, batch: int = 16) -> ParityReport:
-    """Compare PyTorch and onnxruntime outputs on real preprocessed images."""
+    """Compare PyTorch and onnxruntime outputs on real preprocessed images.
+
+    The first output is compared numerically; further outputs the module returns (the taxonomy
+    id) must be equal, else the maximum difference reported is infinite.
+    """
     if len(tiles) == 0:
         raise ModelArtifactError("parity check needs at least one image")
     session = onnx_session(path)
@@ -93,8 +100,13 @@ def check_parity(module: nn.Module, path: str | Path, tiles: np.ndarray,
     for start in range(0, len(tiles), batch):
         chunk = np.ascontiguousarray(tiles[start:start + batch])
         with torch.no_grad():
-            expected = module(torch.from_numpy(chunk)).numpy()
-        got = session.run(None, {PIXELS: chunk})[0]
+            outputs = module(torch.from_numpy(chunk))
+        outputs = [o.numpy() for o in (outputs if isinstance(outputs, tuple) else (outputs,))]
+        got_all = session.run(None, {PIXELS: chunk})
+        expected, got = outputs[0], got_all[0]
+        if len(got_all) < len(outputs) or any(
+                not np.array_equal(e, g) for e, g in zip(outputs[1:], got_all[1:], strict=False)):
+            diffs.append(np.array([np.inf]))
         diffs.append(np.abs(expected - got).ravel())
         groups = taxonomy.slices.values() if taxonomy else [slice(None)]
         for s in groups:

@@ -7,6 +7,7 @@ held-out split and keeps the one that measures better.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fashiontag.model.network import AttributeHead
+from fashiontag.model.network import AttributeHead, NormalizedLinearHead
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["HeadFit", "fit_head", "select_head", "save_heads", "load_heads", "accuracy",
@@ -110,27 +111,48 @@ def select_head(features: np.ndarray, labels: np.ndarray, num_values: int, *,
     return HeadFit(head, best_hidden, best_acc)
 
 
-def save_heads(path: str | Path, taxonomy: Taxonomy, heads: dict[str, AttributeHead]) -> None:
+def _head_class(kind: str) -> type[nn.Module]:
+    """Saved ``kind`` → module class (every head class has ``kind`` and ``config()``)."""
+    if kind == AttributeHead.kind:
+        return AttributeHead
+    if kind == NormalizedLinearHead.kind:
+        return NormalizedLinearHead
+    if kind == "colour":
+        from fashiontag.colour.head import ColourHead
+
+        return ColourHead
+    raise ValueError(f"unknown head kind {kind!r}")
+
+
+def save_heads(path: str | Path, taxonomy: Taxonomy, heads: Mapping[str, nn.Module]) -> None:
+    """Write every head (any kind) with the taxonomy they answer to; atomic replace."""
+    missing = set(taxonomy.names) - set(heads)
+    if missing:
+        raise ValueError(f"no head for attributes {sorted(missing)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
+        "format": 2,
         "taxonomy": taxonomy.to_json(),
-        "heads": {name: {"hidden": h.hidden, "in_dim": h.layers[-1].in_features if not h.hidden
-                         else h.layers[1].in_features, "state_dict": h.state_dict()}
-                  for name, h in heads.items()},
+        "heads": {name: {"kind": h.kind, "config": h.config(), "state_dict": h.state_dict()}
+                  for name, h in heads.items() if name in taxonomy},
     }
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
 
 
-def load_heads(path: str | Path) -> tuple[Taxonomy, dict[str, AttributeHead]]:
+def load_heads(path: str | Path) -> tuple[Taxonomy, dict[str, nn.Module]]:
+    """Read a heads file (format 1, MLP heads only, or format 2, any kind)."""
     payload = torch.load(Path(path), map_location="cpu", weights_only=False)
     taxonomy = Taxonomy.from_json(payload["taxonomy"])
     heads = {}
     for name, entry in payload["heads"].items():
-        head = AttributeHead(taxonomy[name].num_values, hidden=entry["hidden"],
-                             in_dim=entry["in_dim"])
+        if "kind" not in entry:  # format 1
+            entry = {"kind": AttributeHead.kind, "state_dict": entry["state_dict"],
+                     "config": {"num_values": taxonomy[name].num_values,
+                                "hidden": entry["hidden"], "in_dim": entry["in_dim"]}}
+        head = _head_class(entry["kind"])(**entry["config"])
         head.load_state_dict(entry["state_dict"])
         heads[name] = head.eval()
     return taxonomy, heads

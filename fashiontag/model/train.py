@@ -47,6 +47,7 @@ class TrainConfig:
     seed: int = 0
     hidden_options: tuple[int, ...] = (0, 512)
     steps: int | None = None  # optimiser steps per head fit; None = heads.default_steps
+    colour: bool = True  # append the fixed colour head (fashiontag.colour)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -181,6 +182,14 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         summary["test_set"] = "procedurally rendered garments (held-out seed)"
         report["heads"][attribute.name] = summary
 
+    if cfg.colour:  # fixed, untrained: pixels → named-colour shares (fashiontag.colour)
+        from fashiontag.colour.head import ColourHead
+        from fashiontag.colour.palette import colour_attribute
+
+        colour = colour_attribute()
+        taxonomy = taxonomy.with_attribute(colour)
+        heads[colour.name] = ColourHead(colour.values)
+        report["fixed_heads"] = {colour.name: colour.description}
     heads_lib.save_heads(artifacts / HEADS_FILE, taxonomy, heads)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     (artifacts / REPORT_FILE).write_text(json.dumps(report, indent=2))
