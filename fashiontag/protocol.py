@@ -11,8 +11,11 @@ ATTRIBUTES_MODEL = "fashiontag_attributes"  # uint8 pixels in → probabilities 
 IMAGE = "IMAGE"  # BYTES [batch, 1]: encoded JPEG/PNG/...
 PIXELS = "PIXELS"  # UINT8 [batch, size, size, 3]: letterboxed RGB tile
 PROBABILITIES = "PROBABILITIES"  # FP32 [batch, total_values]: per-attribute softmax, concatenated
+TAXONOMY_ID = "TAXONOMY_ID"  # INT32 [batch, 1]: Taxonomy.id of the model version that answered
 FEATURES = "FEATURES"  # FP32 [batch, 1280]: pooled backbone features (training only)
 
 TAXONOMY_PARAMETER = "taxonomy"  # model config parameter holding the taxonomy JSON
 TAXONOMY_FINGERPRINT_PARAMETER = "taxonomy_fingerprint"
+TAXONOMY_MODEL_PARAMETER = "taxonomy_model"  # ensemble → the model whose config has the taxonomy
+TAXONOMY_HISTORY_PARAMETER = "taxonomies"  # JSON list: taxonomies of every version on disk
 PREPROCESS_PARAMETER = "preprocess"

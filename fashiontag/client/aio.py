@@ -10,11 +10,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from fashiontag.client._common import (
     ClientOptions,
     ImageItem,
-    decode_result,
+    TaxonomyBook,
+    UnknownTaxonomyError,
+    config_json,
     image_inputs,
     normalise_item,
     requested_outputs,
-    taxonomy_from_config,
+    taxonomy_source,
     to_result,
 )
 from fashiontag.client.errors import ClientError, translate
@@ -38,7 +40,7 @@ class AsyncTagClient:
 
         self.options = options or ClientOptions(url=url, **kwargs)
         self._client = InferenceServerClient(**self.options.client_kwargs())
-        self._taxonomy: Taxonomy | None = None
+        self._book = TaxonomyBook()
 
     async def is_ready(self) -> bool:
         try:
@@ -56,22 +58,33 @@ class AsyncTagClient:
             await asyncio.sleep(0.2)
 
     async def taxonomy(self) -> Taxonomy:
-        if self._taxonomy is None:
+        """The taxonomy of the model version currently served (as last read)."""
+        if self._book.current is None:
             await self.refresh_taxonomy()
-        return self._taxonomy
+        return self._book.current
 
     async def refresh_taxonomy(self) -> Taxonomy:
         try:
-            config = await self._client.get_model_config(self.options.model, as_json=True)
+            config = config_json(await self._client.get_model_config(self.options.model,
+                                                                      as_json=True))
+            source = taxonomy_source(config)
+            holder = config if source is None else config_json(
+                await self._client.get_model_config(source, as_json=True))
         except Exception as exc:
             raise translate(exc) from None
-        self._taxonomy = taxonomy_from_config(config, self.options.model)
-        return self._taxonomy
+        return self._book.load(config, holder, source or self.options.model)
+
+    async def _decode(self, result) -> list[AttributeSet]:
+        try:
+            return self._book.decode(result)
+        except UnknownTaxonomyError:
+            await self.refresh_taxonomy()
+            return self._book.decode(result)
 
     async def _infer(self, images: list[bytes]):
         try:
             return await self._client.infer(self.options.model, image_inputs(images),
-                                            outputs=requested_outputs(),
+                                            outputs=requested_outputs(self._book.with_ids),
                                             client_timeout=self.options.timeout_s)
         except Exception as exc:
             raise translate(exc) from None
@@ -80,35 +93,36 @@ class AsyncTagClient:
         return (await self.tag_batch([image]))[0]
 
     async def tag_batch(self, images: list[bytes]) -> list[AttributeSet]:
-        taxonomy = await self.taxonomy()
-        result = await self._infer([bytes(b) for b in images])
-        try:
-            return decode_result(result, taxonomy)
-        except ValueError:
-            return decode_result(result, await self.refresh_taxonomy())
+        await self.taxonomy()
+        return await self._decode(await self._infer([bytes(b) for b in images]))
 
-    async def _one(self, index: int, item: ImageItem, taxonomy: Taxonomy) -> TagResult:
+    async def _one(self, index: int, item: ImageItem) -> TagResult:
         started = time.perf_counter()
         item_id = str(index)
         try:
             item_id, data = normalise_item(item, index)
             result = await self._client.infer(self.options.model, image_inputs([data]),
-                                              outputs=requested_outputs(),
+                                              outputs=requested_outputs(self._book.with_ids),
                                               client_timeout=self.options.timeout_s)
         except Exception as exc:
-            return to_result(item_id, None, exc, taxonomy, started)
-        return to_result(item_id, result, None, taxonomy, started)
+            return to_result(item_id, None, exc, self._book.decode, started)
+        ended = time.perf_counter()
+        try:
+            attributes = await self._decode(result)
+        except Exception as exc:  # still one record per image, never an exception mid-stream
+            return to_result(item_id, None, exc, self._book.decode, started, ended)
+        return to_result(item_id, result, None, lambda _: attributes, started, ended)
 
     async def tag_many(self, items: Iterable[ImageItem] | AsyncIterable[ImageItem],
                        concurrency: int = 8) -> AsyncIterator[TagResult]:
         """Results in input order with at most ``concurrency`` requests in flight."""
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        taxonomy = await self.taxonomy()
+        await self.taxonomy()
         pending: deque[asyncio.Task] = deque()
         index = 0
         async for item in _aiter(items):
-            pending.append(asyncio.ensure_future(self._one(index, item, taxonomy)))
+            pending.append(asyncio.ensure_future(self._one(index, item)))
             index += 1
             while len(pending) >= concurrency:
                 yield await pending.popleft()

@@ -15,7 +15,7 @@ import numpy as np
 
 from fashiontag.errors import ImageDecodeError
 from fashiontag.images import DecodeLimits, PreprocessSpec, preprocess_bytes
-from fashiontag.protocol import IMAGE, PIXELS, PROBABILITIES
+from fashiontag.protocol import IMAGE, PIXELS, PROBABILITIES, TAXONOMY_ID
 
 __all__ = ["PreprocessModel", "AttributesModel"]
 
@@ -79,7 +79,9 @@ class PreprocessModel:
 
 
 class AttributesModel:
-    """PIXELS → PROBABILITIES with onnxruntime: all requests of a dynamic batch in one ``run``."""
+    """PIXELS → PROBABILITIES (+ TAXONOMY_ID when the model has it) with onnxruntime: all
+    requests of a dynamic batch in one ``run``. Each version folder holds its own model file, so
+    Triton can load version N+1 while version N still answers."""
 
     def initialize(self, args: dict) -> None:
         from fashiontag.export.onnx_export import onnx_session
@@ -90,13 +92,15 @@ class AttributesModel:
         onnx_path = model_dir / params.get("onnx_file", "model.onnx")
         self.session = onnx_session(onnx_path, threads=int(params.get("intra_op_threads", "0")),
                                     spinning=params.get("allow_spinning", "0") == "1")
+        self.outputs = [o.name for o in self.session.get_outputs()
+                        if o.name in (PROBABILITIES, TAXONOMY_ID)]
 
     def execute(self, requests: list) -> list:
         pb = self.pb
         arrays = [pb.get_input_tensor_by_name(r, PIXELS).as_numpy() for r in requests]
         try:
             batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            probabilities = self.session.run([PROBABILITIES], {PIXELS: batch})[0]
+            results = self.session.run(self.outputs, {PIXELS: batch})
         except Exception as exc:
             log.exception("attribute model failed")
             return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
@@ -104,8 +108,9 @@ class AttributesModel:
         responses, start = [], 0
         for array in arrays:
             end = start + len(array)
-            responses.append(pb.InferenceResponse([pb.Tensor(PROBABILITIES,
-                                                             probabilities[start:end])]))
+            responses.append(pb.InferenceResponse(
+                [pb.Tensor(name, result[start:end]) for name, result in
+                 zip(self.outputs, results, strict=True)]))
             start = end
         return responses
 

@@ -4,11 +4,17 @@ Nobody writes ``config.pbtxt`` by hand. Each config is built as Triton's own ``M
 protobuf message (from ``tritonclient.grpc.model_config_pb2``), so a config with a misspelt field
 cannot be written, and every name, shape and label comes from the ONNX file's metadata:
 
-    fashiontag              ensemble: IMAGE (encoded bytes) → PROBABILITIES
+    fashiontag              ensemble: IMAGE (encoded bytes) → PROBABILITIES (+ TAXONOMY_ID)
       ├─ fashiontag_preprocess   python: decode + letterbox (fashiontag.images) → PIXELS uint8
       └─ fashiontag_attributes   CPU: python backend running onnxruntime (the only backend the
                                  pip-shipped tritonserver has); GPU: onnxruntime_onnx or
                                  tensorrt_plan, KIND_GPU
+
+Built for hot reload (:mod:`fashiontag.fewshot.reload`): ``PROBABILITIES`` has a variable width
+(``dims: [-1]``), so a model version with more attributes fits the same ensemble; the taxonomy
+lives in one place, the attributes model's config (the ensemble names that model in its
+``taxonomy_model`` parameter), together with the taxonomies of every version on disk; and the
+attributes config names the one version it serves (``version_policy.specific``).
 """
 
 from __future__ import annotations
@@ -30,14 +36,19 @@ from fashiontag.protocol import (
     PREPROCESS_PARAMETER,
     PROBABILITIES,
     TAXONOMY_FINGERPRINT_PARAMETER,
+    TAXONOMY_HISTORY_PARAMETER,
+    TAXONOMY_ID,
+    TAXONOMY_MODEL_PARAMETER,
     TAXONOMY_PARAMETER,
 )
+from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["ServingSettings", "build_repository", "model_configs", "write_config", "read_config",
-           "SOURCE_REPOSITORY"]
+           "SOURCE_REPOSITORY", "set_served_version", "config_to_json", "VARIABLE"]
 
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
+VARIABLE = -1  # Triton's "any size" dimension
 
 #: The committed repository: python model sources live here; configs and weights are generated.
 SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
@@ -125,12 +136,40 @@ def _preprocess_config(meta: ModelMetadata, settings: ServingSettings):
     return c
 
 
-def _attributes_config(meta: ModelMetadata, settings: ServingSettings):
+def _outputs(config, meta: ModelMetadata) -> None:
+    _tensor(config.output.add(), PROBABILITIES, "TYPE_FP32", [VARIABLE])
+    if TAXONOMY_ID in meta.outputs:
+        _tensor(config.output.add(), TAXONOMY_ID, "TYPE_INT32", [1])
+
+
+def set_served_version(config, meta: ModelMetadata, version: int,
+                       history: tuple[Taxonomy, ...] = ()) -> None:
+    """Point an attributes config at ``version`` and the taxonomy its model carries.
+
+    ``history``: taxonomies of the other versions on disk; a client that receives a response
+    from a version being unloaded can still decode it.
+    """
+    config.version_policy.specific.ClearField("versions")
+    config.version_policy.specific.versions.append(int(version))
+    known = {meta.taxonomy.fingerprint: meta.taxonomy}
+    for taxonomy in history:
+        known.setdefault(taxonomy.fingerprint, taxonomy)
+    _params(config, {
+        TAXONOMY_PARAMETER: meta.taxonomy.to_json(),
+        TAXONOMY_FINGERPRINT_PARAMETER: meta.taxonomy.fingerprint,
+        TAXONOMY_HISTORY_PARAMETER: json.dumps([t.to_dict() for t in known.values()],
+                                               sort_keys=True, separators=(",", ":")),
+        "model_info": json.dumps(meta.info, sort_keys=True),
+    })
+
+
+def _attributes_config(meta: ModelMetadata, settings: ServingSettings, version: int = 1,
+                       history: tuple[Taxonomy, ...] = ()):
     pb = _pb()
     size = meta.preprocess.size
     c = pb.ModelConfig(name=ATTRIBUTES_MODEL, max_batch_size=settings.max_batch_size)
     _tensor(c.input.add(), PIXELS, "TYPE_UINT8", [size, size, 3])
-    _tensor(c.output.add(), PROBABILITIES, "TYPE_FP32", [meta.taxonomy.total_values])
+    _outputs(c, meta)
     _batching(c, settings)
     group = c.instance_group.add()
     if settings.target == "cpu":
@@ -151,8 +190,7 @@ def _attributes_config(meta: ModelMetadata, settings: ServingSettings):
             accel.name = "tensorrt"
             accel.parameters["precision_mode"] = "FP16"
             accel.parameters["max_workspace_size_bytes"] = str(1 << 30)
-    _params(c, {TAXONOMY_PARAMETER: meta.taxonomy.to_json(),
-                TAXONOMY_FINGERPRINT_PARAMETER: meta.taxonomy.fingerprint})
+    set_served_version(c, meta, version, history)
     for batch in settings.warmup_batch_sizes:
         if batch > settings.max_batch_size:
             continue
@@ -171,7 +209,7 @@ def _ensemble_config(meta: ModelMetadata, settings: ServingSettings):
     c = pb.ModelConfig(name=ENSEMBLE_MODEL, platform="ensemble",
                        max_batch_size=settings.max_batch_size)
     _tensor(c.input.add(), IMAGE, "TYPE_STRING", [1])
-    _tensor(c.output.add(), PROBABILITIES, "TYPE_FP32", [meta.taxonomy.total_values])
+    _outputs(c, meta)
     pre = c.ensemble_scheduling.step.add()
     pre.model_name, pre.model_version = PREPROCESS_MODEL, -1
     pre.input_map[IMAGE] = IMAGE
@@ -179,20 +217,28 @@ def _ensemble_config(meta: ModelMetadata, settings: ServingSettings):
     att = c.ensemble_scheduling.step.add()
     att.model_name, att.model_version = ATTRIBUTES_MODEL, -1
     att.input_map[PIXELS] = "pixels"
-    att.output_map[PROBABILITIES] = PROBABILITIES
-    _params(c, {TAXONOMY_PARAMETER: meta.taxonomy.to_json(),
-                TAXONOMY_FINGERPRINT_PARAMETER: meta.taxonomy.fingerprint,
-                "model_info": json.dumps(meta.info, sort_keys=True)})
+    for output in c.output:
+        att.output_map[output.name] = output.name
+    # the taxonomy changes with every hot-reloaded version: the ensemble only says where it is
+    _params(c, {TAXONOMY_MODEL_PARAMETER: ATTRIBUTES_MODEL})
     return c
 
 
-def model_configs(meta: ModelMetadata, settings: ServingSettings) -> dict:
+def model_configs(meta: ModelMetadata, settings: ServingSettings, version: int = 1,
+                  history: tuple[Taxonomy, ...] = ()) -> dict:
     """name → ``ModelConfig`` message for every model of the repository."""
     return {
         PREPROCESS_MODEL: _preprocess_config(meta, settings),
-        ATTRIBUTES_MODEL: _attributes_config(meta, settings),
+        ATTRIBUTES_MODEL: _attributes_config(meta, settings, version, history),
         ENSEMBLE_MODEL: _ensemble_config(meta, settings),
     }
+
+
+def config_to_json(config) -> str:
+    """A ``ModelConfig`` as the JSON Triton's load API accepts (proto field names)."""
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(config, preserving_proto_field_name=True)
 
 
 def write_config(config, model_dir: Path) -> Path:
@@ -213,6 +259,29 @@ def read_config(path: Path):
     return text_format.Parse(Path(path).read_text(), _pb().ModelConfig())
 
 
+def disk_versions(model_dir: Path) -> list[int]:
+    """Numeric version folders of a model that hold a model file, ascending."""
+    if not Path(model_dir).is_dir():
+        return []
+    return sorted(int(p.name) for p in Path(model_dir).iterdir()
+                  if p.is_dir() and p.name.isdigit()
+                  and ((p / ONNX_FILE).exists() or (p / PLAN_FILE).exists()))
+
+
+def version_taxonomies(model_dir: Path, exclude: tuple[int, ...] = ()) -> dict[int, Taxonomy]:
+    """version → taxonomy of its ``model.onnx`` (versions without a readable ONNX are skipped)."""
+    out = {}
+    for version in disk_versions(model_dir):
+        onnx_path = Path(model_dir) / str(version) / ONNX_FILE
+        if version in exclude or not onnx_path.exists():
+            continue
+        try:
+            out[version] = read_metadata(onnx_path).taxonomy
+        except ModelArtifactError:
+            continue
+    return out
+
+
 def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REPOSITORY,
                      settings: ServingSettings = ServingSettings(), version: int = 1,
                      engine_path: str | Path | None = None) -> Path:
@@ -224,7 +293,8 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
     model_path = Path(model_path)
     repository = Path(repository)
     meta = read_metadata(model_path)
-    configs = model_configs(meta, settings)
+    history = version_taxonomies(repository / ATTRIBUTES_MODEL, exclude=(version,))
+    configs = model_configs(meta, settings, version, tuple(history.values()))
     for name, config in configs.items():
         write_config(config, repository / name)
     (repository / ENSEMBLE_MODEL / "1").mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,7 @@ class ServerConfig:
     http_port: int = 8000
     metrics_port: int = 8002
     model_control: str = "none"  # "explicit" enables the load/unload API (operator only)
-    load_models: tuple[str, ...] = ()
+    load_models: tuple[str, ...] = ()  # with "explicit": models to load at start (default all)
     log_verbose: int = 0
     exit_timeout_s: int = 30
     startup_timeout_s: float = 180.0
@@ -167,7 +167,9 @@ class TritonServer:
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--backend-config=python,shm-default-byte-size=16777216",
         ]
-        cmd += [f"--load-model={m}" for m in c.load_models]
+        # explicit control: load everything at start unless told which; the API then swaps models
+        loads = c.load_models or (("*",) if c.model_control == "explicit" else ())
+        cmd += [f"--load-model={m}" for m in loads]
         if c.tls is not None:
             cmd += ["--grpc-use-ssl=true", f"--grpc-server-cert={c.tls.server_cert}",
                     f"--grpc-server-key={c.tls.server_key}"]

@@ -6,28 +6,35 @@ import json
 
 import numpy as np
 
+from fashiontag.colour.palette import COLOUR_ATTRIBUTE_NAME, colour_attribute
 from fashiontag.export.attribute_model import PARITY_TOLERANCE, parity_tiles
 from fashiontag.export.metadata import read_metadata
 from fashiontag.export.onnx_export import check_parity, onnx_session
 from fashiontag.images import DEFAULT_SPEC
-from fashiontag.protocol import PIXELS, PROBABILITIES
+from fashiontag.protocol import PIXELS, PROBABILITIES, TAXONOMY_ID
 from fashiontag.taxonomy import DEFAULT_TAXONOMY
 from tests.conftest import ARTIFACTS
 
 
 def test_model_carries_taxonomy_and_preprocessing(built_model):
     meta = read_metadata(built_model)
-    assert meta.taxonomy == DEFAULT_TAXONOMY
+    # the trained attributes in their order, then the fixed colour head (and any few-shot ones)
+    assert meta.taxonomy.attributes[:len(DEFAULT_TAXONOMY)] == DEFAULT_TAXONOMY.attributes
+    assert meta.taxonomy[COLOUR_ATTRIBUTE_NAME] == colour_attribute()
     assert meta.preprocess == DEFAULT_SPEC
     assert meta.info["backbone"] == "efficientnet-lite0"
     assert set(meta.info["test_accuracy"]) == set(DEFAULT_TAXONOMY.names)
+    assert meta.outputs == (PROBABILITIES, TAXONOMY_ID)
 
 
-def test_model_accepts_any_batch_size(built_model):
+def test_model_accepts_any_batch_size_and_names_its_taxonomy(built_model):
+    taxonomy = read_metadata(built_model).taxonomy
     session = onnx_session(built_model)
     for batch in (1, 5, 17):
-        out = session.run([PROBABILITIES], {PIXELS: np.zeros((batch, 224, 224, 3), np.uint8)})[0]
-        assert out.shape == (batch, DEFAULT_TAXONOMY.total_values)
+        out, ids = session.run([PROBABILITIES, TAXONOMY_ID],
+                               {PIXELS: np.zeros((batch, 224, 224, 3), np.uint8)})
+        assert out.shape == (batch, taxonomy.total_values)
+        assert ids.shape == (batch, 1) and (ids == taxonomy.id).all()
 
 
 def test_onnx_matches_pytorch_on_real_images(built_model):

@@ -11,10 +11,19 @@ from fashiontag.protocol import (
     PIXELS,
     PREPROCESS_MODEL,
     PROBABILITIES,
+    TAXONOMY_HISTORY_PARAMETER,
+    TAXONOMY_ID,
+    TAXONOMY_MODEL_PARAMETER,
     TAXONOMY_PARAMETER,
 )
-from fashiontag.serving.repository import ServingSettings, model_configs, read_config, write_config
-from fashiontag.taxonomy import DEFAULT_TAXONOMY, Attribute
+from fashiontag.serving.repository import (
+    ServingSettings,
+    config_to_json,
+    model_configs,
+    read_config,
+    write_config,
+)
+from fashiontag.taxonomy import DEFAULT_TAXONOMY, Attribute, Taxonomy
 
 META = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, {"precision": "fp32"})
 
@@ -40,13 +49,45 @@ def test_cpu_repository_is_ensemble_of_two_python_models():
     assert [w.batch_size for w in att.model_warmup] == [1, 8]
 
 
-def test_output_width_and_labels_come_from_the_model_metadata():
+def test_labels_come_from_the_model_metadata_and_live_in_the_attributes_config_only():
     grown = DEFAULT_TAXONOMY.with_attribute(Attribute("fabric", ("Denim", "Silk")))
     configs = model_configs(ModelMetadata(grown, DEFAULT_SPEC), ServingSettings())
+    text = configs[ATTRIBUTES_MODEL].parameters[TAXONOMY_PARAMETER].string_value
+    assert json.loads(text)["attributes"][-1]["name"] == "fabric"
+    ensemble = configs[ENSEMBLE_MODEL]
+    assert TAXONOMY_PARAMETER not in ensemble.parameters  # one place: it changes on reload
+    assert ensemble.parameters[TAXONOMY_MODEL_PARAMETER].string_value == ATTRIBUTES_MODEL
+
+
+@pytest.mark.parametrize("name", [ENSEMBLE_MODEL, ATTRIBUTES_MODEL])
+def test_output_width_is_variable_so_a_grown_taxonomy_fits_the_same_ensemble(name):
+    for taxonomy in (DEFAULT_TAXONOMY, DEFAULT_TAXONOMY.with_attribute(
+            Attribute("fabric", ("Denim", "Silk")))):
+        config = model_configs(ModelMetadata(taxonomy, DEFAULT_SPEC), ServingSettings())[name]
+        assert config.output[0].name == PROBABILITIES and list(config.output[0].dims) == [-1]
+
+
+def test_taxonomy_id_output_is_declared_only_when_the_model_has_it():
+    with_ids = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, outputs=(PROBABILITIES, TAXONOMY_ID))
     for name in (ENSEMBLE_MODEL, ATTRIBUTES_MODEL):
-        assert list(configs[name].output[0].dims) == [grown.total_values]
-        text = configs[name].parameters[TAXONOMY_PARAMETER].string_value
-        assert json.loads(text)["attributes"][-1]["name"] == "fabric"
+        assert [o.name for o in model_configs(META, ServingSettings())[name].output] == \
+            [PROBABILITIES]
+        outputs = model_configs(with_ids, ServingSettings())[name].output
+        assert [(o.name, list(o.dims)) for o in outputs] == [(PROBABILITIES, [-1]),
+                                                            (TAXONOMY_ID, [1])]
+    steps = model_configs(with_ids, ServingSettings())[ENSEMBLE_MODEL].ensemble_scheduling.step
+    assert dict(steps[1].output_map) == {PROBABILITIES: PROBABILITIES, TAXONOMY_ID: TAXONOMY_ID}
+
+
+def test_attributes_config_serves_one_named_version_and_knows_older_taxonomies():
+    old = DEFAULT_TAXONOMY
+    new = DEFAULT_TAXONOMY.with_attribute(Attribute("fabric", ("Denim", "Silk")))
+    config = model_configs(ModelMetadata(new, DEFAULT_SPEC), ServingSettings(), version=3,
+                           history=(old,))[ATTRIBUTES_MODEL]
+    assert list(config.version_policy.specific.versions) == [3]
+    known = json.loads(config.parameters[TAXONOMY_HISTORY_PARAMETER].string_value)
+    assert {Taxonomy.from_dict(t).fingerprint for t in known} == {old.fingerprint,
+                                                                  new.fingerprint}
 
 
 @pytest.mark.parametrize("platform", ["onnxruntime_onnx", "tensorrt_plan"])
@@ -74,9 +115,29 @@ def test_written_configs_parse_back_identically(tmp_path):
         assert read_config(path) == config
 
 
+def test_configs_survive_the_json_form_the_load_api_takes():
+    from google.protobuf import json_format
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    for config in model_configs(META, ServingSettings(), version=2).values():
+        again = json_format.Parse(config_to_json(config), pb.ModelConfig())
+        assert again == config
+
+
 @pytest.mark.parametrize("kwargs", [{"target": "tpu"}, {"max_batch_size": 0},
                                     {"preferred_batch_sizes": (128,)},
                                     {"gpu_platform": "pytorch_libtorch"}])
 def test_invalid_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):
         ServingSettings(**kwargs)
+
+
+def test_model_control_stays_off_unless_asked_and_explicit_mode_loads_every_model(tmp_path):
+    from fashiontag.serving.server import ServerConfig, TritonServer
+
+    default = TritonServer(ServerConfig(repository=tmp_path)).command(tmp_path)
+    assert "--model-control-mode=none" in default
+    assert not any(a.startswith("--load-model") for a in default)
+    explicit = TritonServer(ServerConfig(repository=tmp_path,
+                                         model_control="explicit")).command(tmp_path)
+    assert "--model-control-mode=explicit" in explicit and "--load-model=*" in explicit
