@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "fashiontag.cli.model_commands",
     "fashiontag.cli.serve_commands",
     "fashiontag.cli.tag_commands",
+    "fashiontag.cli.fewshot_commands",
 )
 
 

@@ -1,0 +1,168 @@
+"""``fewshot add``: labelled images → a new attribute served by the running Triton.
+
+Steps (each timed in the report): validate the labelled set and refuse if it is too small or
+unbalanced → backbone features of augmented views (cached) → prototype / logistic / linear heads
+cross-validated, the best one kept → refuse a head that is not clearly better than chance → all
+heads (existing + new) exported to one ONNX with the grown taxonomy, parity-checked → written as
+version N+1 of ``fashiontag_attributes`` → loaded by the running server (explicit model control)
+→ artifacts (heads file, exported model, labels, report) updated last, only if all went well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fashiontag.errors import FashiontagError
+from fashiontag.fewshot.data import LabelledSet, image_files, load_labelled, write_csv
+from fashiontag.fewshot.features import DEFAULT_VIEWS, FeatureStore
+from fashiontag.fewshot.heads import KINDS, FitOptions, select_head, single_thread
+from fashiontag.fewshot.reload import ModelVersions
+from fashiontag.fewshot.report import DataRequirements, check_accuracy, check_counts
+from fashiontag.serving.repository import SOURCE_REPOSITORY
+
+__all__ = ["AddConfig", "AddResult", "add_attribute", "fewshot_dir", "HEADS_FILE", "MODEL_FILE"]
+
+log = logging.getLogger(__name__)
+
+HEADS_FILE = "heads.pt"
+MODEL_FILE = "fashiontag.onnx"
+REPORT_FILE = "training_report.json"
+
+
+def fewshot_dir(artifacts: Path, name: str) -> Path:
+    """Where a few-shot attribute keeps its labels and report."""
+    return Path(artifacts) / "fewshot" / name
+
+
+@dataclass
+class AddConfig:
+    name: str
+    images: Path | tuple[Path, ...]  # folders with one sub-folder per value and/or CSVs
+    artifacts: Path = Path("artifacts")
+    repository: Path = SOURCE_REPOSITORY
+    serve_url: str | None = None  # a running server with explicit model control: hot-load
+    pool: Path | None = None  # unlabelled images: centring + label propagation
+    views: tuple[str, ...] = DEFAULT_VIEWS
+    kinds: tuple[str, ...] = KINDS
+    requirements: DataRequirements = field(default_factory=DataRequirements)
+    options: FitOptions = field(default_factory=FitOptions)
+    force: bool = False  # train and serve even when the checks refuse
+    description: str = ""
+
+
+@dataclass
+class AddResult:
+    report: dict
+    version: int
+    loaded: bool
+    seconds: dict[str, float]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.start = self.mark = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.mark, 2)
+        self.mark = now
+
+    def total(self) -> None:
+        self.seconds["total"] = round(time.perf_counter() - self.start, 2)
+
+
+def _pool_paths(pool: Path | None) -> list[Path]:
+    if pool is None:
+        return []
+    if not Path(pool).is_dir():
+        raise FashiontagError(f"--pool {pool}: not a folder of images")
+    return sorted(p for d in [Path(pool), *sorted(Path(pool).rglob("*"))] if d.is_dir()
+                  for p in image_files(d))
+
+
+def _fewshot_info(artifacts: Path, name: str, report: dict) -> dict:
+    """CV results of every few-shot attribute, stored in the exported model's metadata."""
+    info = {}
+    for path in sorted((Path(artifacts) / "fewshot").glob("*/report.json")):
+        other = json.loads(path.read_text())
+        info[other["name"]] = {k: other.get(k) for k in ("kind", "cv_accuracy", "images")}
+    info[name] = {k: report.get(k) for k in ("kind", "cv_accuracy", "images")}
+    return {"fewshot": info}
+
+
+def add_attribute(cfg: AddConfig) -> AddResult:
+    """Train, export, version and (with ``serve_url``) hot-load a new attribute."""
+    from fashiontag.export.attribute_model import export_attribute_model
+    from fashiontag.model.heads import load_heads, save_heads
+
+    timer = _Timer()
+    artifacts = Path(cfg.artifacts)
+    heads_path = artifacts / HEADS_FILE
+    sources = cfg.images if isinstance(cfg.images, (tuple, list)) else (cfg.images,)
+    labelled: LabelledSet = load_labelled(*sources)
+    counts = labelled.counts()
+    if not cfg.force:
+        check_counts(cfg.name, counts, cfg.requirements)
+    taxonomy, heads = load_heads(heads_path)
+    if cfg.name in taxonomy and taxonomy[cfg.name].source != "fewshot":
+        raise FashiontagError(f"{cfg.name!r} is a built-in attribute "
+                              f"(source {taxonomy[cfg.name].source!r}); pick another name")
+    versions = ModelVersions(cfg.repository)
+    if cfg.serve_url:
+        versions.check_reloadable()
+    attribute = labelled.attribute(cfg.name, cfg.description)
+    timer.lap("validate")
+
+    cache = artifacts / "cache"
+    features = FeatureStore(cache, cfg.views).features(labelled.paths)
+    pool_paths = _pool_paths(cfg.pool)
+    pool = FeatureStore(cache, ("original",)).features(pool_paths)[:, 0] if pool_paths else None
+    timer.lap("features")
+
+    fit = select_head(features, labelled.labels, len(labelled.values), pool, cfg.kinds,
+                      cfg.options)
+    if not cfg.force:
+        check_accuracy(cfg.name, fit.cv_accuracy, len(labelled.values), cfg.requirements)
+    timer.lap("fit")
+    report = {
+        "name": cfg.name, "values": list(labelled.values), "counts": counts,
+        "images": len(labelled.items), "views": len(cfg.views), "view_names": list(cfg.views),
+        "source": labelled.source, "kind": fit.kind, "cv_accuracy": fit.cv_accuracy,
+        "folds": fit.folds, "candidates": fit.candidates,
+        "confusion": None if fit.confusion is None else fit.confusion.tolist(),
+        "pool_images": len(pool_paths), "forced": cfg.force,
+    }
+
+    # stage everything next to the artifacts; nothing in use is replaced before it all worked
+    workdir = fewshot_dir(artifacts, cfg.name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    staged_heads, staged_model = workdir / "heads.staging.pt", workdir / "model.staging.onnx"
+    heads[cfg.name] = fit.head
+    save_heads(staged_heads, taxonomy.with_attribute(attribute), heads)
+    with single_thread():  # the server serves on the same cores: don't oversubscribe them
+        export = export_attribute_model(staged_heads, staged_model, artifacts / REPORT_FILE,
+                                        extra_info=_fewshot_info(artifacts, cfg.name, report))
+    report["parity"] = export.to_dict()["parity"]
+    timer.lap("export")
+
+    version = versions.add_version(staged_model)
+    versions.switch(version, cfg.serve_url)
+    timer.lap("load" if cfg.serve_url else "version")
+
+    if heads_path.exists():  # keep the previous heads: `fewshot rollback` serves older versions
+        history = artifacts / "fewshot" / "history"
+        history.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(heads_path, history / f"heads-before-v{version}.pt")
+    staged_heads.replace(heads_path)
+    staged_model.replace(artifacts / MODEL_FILE)
+    write_csv(labelled, workdir / "labels.csv")
+    timer.total()
+    report.update(version=version, loaded=bool(cfg.serve_url), seconds=timer.seconds)
+    (workdir / "report.json").write_text(json.dumps(report, indent=2))
+    return AddResult(report, version, bool(cfg.serve_url), timer.seconds)
