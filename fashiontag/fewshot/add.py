@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fashiontag.errors import FashiontagError
-from fashiontag.fewshot.data import LabelledSet, image_files, load_labelled, write_csv
+from fashiontag.fewshot.data import IMAGE_SUFFIXES, LabelledSet, load_labelled, write_csv
 from fashiontag.fewshot.features import DEFAULT_VIEWS, FeatureStore
 from fashiontag.fewshot.heads import KINDS, FitOptions, select_head, single_thread
 from fashiontag.fewshot.reload import ModelVersions
 from fashiontag.fewshot.report import DataRequirements, check_accuracy, check_counts
 from fashiontag.serving.repository import SOURCE_REPOSITORY
 
-__all__ = ["AddConfig", "AddResult", "add_attribute", "fewshot_dir", "HEADS_FILE", "MODEL_FILE"]
+__all__ = ["AddConfig", "AddResult", "add_attribute", "fewshot_dir", "pool_paths", "HEADS_FILE",
+           "MODEL_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,15 @@ class _Timer:
         self.seconds["total"] = round(time.perf_counter() - self.start, 2)
 
 
-def _pool_paths(pool: Path | None) -> list[Path]:
+def pool_paths(pool: Path | None) -> list[Path]:
+    """Every image file under ``pool`` (recursively, hidden files skipped), sorted."""
     if pool is None:
         return []
     if not Path(pool).is_dir():
         raise FashiontagError(f"--pool {pool}: not a folder of images")
-    return sorted(p for d in [Path(pool), *sorted(Path(pool).rglob("*"))] if d.is_dir()
-                  for p in image_files(d))
+    return sorted(p for p in Path(pool).rglob("*") if p.is_file()
+                  and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(pool).parts))
 
 
 def _fewshot_info(artifacts: Path, name: str, report: dict) -> dict:
@@ -121,8 +124,8 @@ def add_attribute(cfg: AddConfig) -> AddResult:
 
     cache = artifacts / "cache"
     features = FeatureStore(cache, cfg.views).features(labelled.paths)
-    pool_paths = _pool_paths(cfg.pool)
-    pool = FeatureStore(cache, ("original",)).features(pool_paths)[:, 0] if pool_paths else None
+    pool_images = pool_paths(cfg.pool)
+    pool = FeatureStore(cache, ("original",)).features(pool_images)[:, 0] if pool_images else None
     timer.lap("features")
 
     fit = select_head(features, labelled.labels, len(labelled.values), pool, cfg.kinds,
@@ -136,7 +139,7 @@ def add_attribute(cfg: AddConfig) -> AddResult:
         "source": labelled.source, "kind": fit.kind, "cv_accuracy": fit.cv_accuracy,
         "folds": fit.folds, "candidates": fit.candidates,
         "confusion": None if fit.confusion is None else fit.confusion.tolist(),
-        "pool_images": len(pool_paths), "forced": cfg.force,
+        "pool_images": len(pool_images), "forced": cfg.force,
     }
 
     # stage everything next to the artifacts; nothing in use is replaced before it all worked

@@ -31,7 +31,7 @@ __all__ = ["KINDS", "FitOptions", "FewShotFit", "normalize", "fit_head", "cross_
 
 log = logging.getLogger(__name__)
 
-KINDS = ("prototype", "logistic", "linear")
+KINDS = ("logistic", "prototype", "linear")  # the first is the default (see select_head)
 
 
 @dataclass(frozen=True)
@@ -206,24 +206,30 @@ def cross_validate(kind: str, features: np.ndarray, labels: np.ndarray, k: int,
 def select_head(features: np.ndarray, labels: np.ndarray, k: int,
                 pool: np.ndarray | None = None, kinds: tuple[str, ...] = KINDS,
                 options: FitOptions = FitOptions(), max_folds: int = 5) -> FewShotFit:
-    """Cross-validate every kind, keep the best (ties: the earlier kind), refit it on all data.
+    """Cross-validate every kind, keep the best, refit it on all data.
 
-    With fewer than two images of some value there is nothing to cross-validate: ``logistic``
-    is fitted and ``cv_accuracy`` is None.
+    "Best" with a one-standard-error rule: the default kind (``kinds[0]``, logistic) is kept
+    unless another kind's CV accuracy beats it by more than the binomial standard error of that
+    estimate; with a few dozen images CV differences of a few points are noise, and a noisy pick
+    of a worse kind costs more than it gains (measured in benchmarks/fewshot.py). With fewer than
+    two images of some value there is nothing to cross-validate: the default kind is fitted and
+    ``cv_accuracy`` is None.
     """
     folds = int(min(max_folds, np.bincount(labels, minlength=k).min()))
     if folds < 2:
-        kind = "logistic" if "logistic" in kinds else kinds[0]
-        return FewShotFit(fit_head(kind, features, labels, k, pool, options), kind, None, None)
-    best, best_acc, best_pred, candidates = kinds[0], -1.0, None, {}
+        return FewShotFit(fit_head(kinds[0], features, labels, k, pool, options), kinds[0], None,
+                          None)
+    candidates, predictions = {}, {}
     for kind in kinds:
-        predicted = cross_validate(kind, features, labels, k, pool, folds, options)
-        acc = float((predicted == labels).mean())
-        candidates[kind] = acc
-        log.info("%s head: %d-fold CV accuracy %.4f", kind, folds, acc)
-        if acc > best_acc:
-            best, best_acc, best_pred = kind, acc, predicted
+        predictions[kind] = cross_validate(kind, features, labels, k, pool, folds, options)
+        candidates[kind] = float((predictions[kind] == labels).mean())
+        log.info("%s head: %d-fold CV accuracy %.4f", kind, folds, candidates[kind])
+    best = max(kinds, key=lambda kind: candidates[kind])  # first of equals wins
+    standard_error = np.sqrt(candidates[best] * (1 - candidates[best]) / len(labels))
+    if candidates[kinds[0]] >= candidates[best] - standard_error:
+        best = kinds[0]
+    best_acc = candidates[best]
     confusion = np.zeros((k, k), np.int64)
-    np.add.at(confusion, (labels, best_pred), 1)
+    np.add.at(confusion, (labels, predictions[best]), 1)
     head = fit_head(best, features, labels, k, pool, options)
     return FewShotFit(head, best, best_acc, confusion, candidates, folds)

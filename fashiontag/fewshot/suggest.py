@@ -62,7 +62,7 @@ def rank_pool(probabilities: np.ndarray, paths: list[Path], values: tuple[str, .
 def suggest(name: str, pool: Path, artifacts: Path = Path("artifacts"), count: int = 20,
             method: str = "entropy") -> list[Suggestion]:
     """Rank ``pool`` for attribute ``name`` with the head in ``artifacts/heads.pt``."""
-    from fashiontag.fewshot.add import HEADS_FILE, _pool_paths, fewshot_dir
+    from fashiontag.fewshot.add import HEADS_FILE, fewshot_dir, pool_paths
     from fashiontag.fewshot.data import read_csv
     from fashiontag.fewshot.features import FeatureStore
     from fashiontag.fewshot.heads import predict
@@ -72,7 +72,7 @@ def suggest(name: str, pool: Path, artifacts: Path = Path("artifacts"), count: i
     if name not in taxonomy or getattr(heads[name], "takes_pixels", False):
         raise FashiontagError(f"no trained head for {name!r}; run `fashiontag fewshot add "
                               f"{name} --images ...` first")
-    paths = _pool_paths(pool)
+    paths = pool_paths(pool)
     if not paths:
         raise FashiontagError(f"--pool {pool}: no images found")
     labels_csv = fewshot_dir(artifacts, name) / "labels.csv"

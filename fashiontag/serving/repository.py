@@ -282,38 +282,65 @@ def version_taxonomies(model_dir: Path, exclude: tuple[int, ...] = ()) -> dict[i
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    import hashlib
+
+    if not (a.exists() and b.exists()) or a.stat().st_size != b.stat().st_size:
+        return False
+    return hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
+def _attributes_version(model_path: Path, model_dir: Path) -> int:
+    """The version folder for ``model_path``: the one already holding it (rebuilding is then
+    idempotent); 1 while the repository has no other version (plain rebuilds replace it); else
+    a new N+1, so versions kept for rollback are never overwritten."""
+    versions = disk_versions(model_dir)
+    for version in reversed(versions):
+        if _same_file(model_path, model_dir / str(version) / ONNX_FILE):
+            return version
+    return 1 if versions in ([], [1]) else versions[-1] + 1
+
+
 def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REPOSITORY,
-                     settings: ServingSettings = ServingSettings(), version: int = 1,
+                     settings: ServingSettings = ServingSettings(), version: int | None = None,
                      engine_path: str | Path | None = None) -> Path:
     """Write configs and copy the model into ``repository``; returns the repository path.
 
-    The python model sources are taken from the committed ``model_repository/`` and copied when
-    building elsewhere (e.g. a GPU repository for the docker image).
+    ``version=None``: the attributes model goes into the version folder that already holds the
+    same file, else into a new one (1 in a fresh repository). The python model sources are taken
+    from the committed ``model_repository/`` and copied when building elsewhere (e.g. a GPU
+    repository for the docker image).
     """
     model_path = Path(model_path)
     repository = Path(repository)
     meta = read_metadata(model_path)
-    history = version_taxonomies(repository / ATTRIBUTES_MODEL, exclude=(version,))
+    attributes_dir = repository / ATTRIBUTES_MODEL
+    if version is None:
+        version = _attributes_version(model_path, attributes_dir) if not (
+            settings.target == "gpu" and settings.gpu_platform == "tensorrt_plan") else 1
+    history = version_taxonomies(attributes_dir, exclude=(version,))
     configs = model_configs(meta, settings, version, tuple(history.values()))
     for name, config in configs.items():
         write_config(config, repository / name)
     (repository / ENSEMBLE_MODEL / "1").mkdir(parents=True, exist_ok=True)
-    python_models = [PREPROCESS_MODEL] + ([ATTRIBUTES_MODEL] if settings.target == "cpu" else [])
-    for name in python_models:
+    python_models = {PREPROCESS_MODEL: 1}
+    if settings.target == "cpu":
+        python_models[ATTRIBUTES_MODEL] = version
+    for name, model_version in python_models.items():
         src = SOURCE_REPOSITORY / name / "1" / "model.py"
-        dst = repository / name / str(version) / "model.py"
+        dst = repository / name / str(model_version) / "model.py"
         if not src.exists():
             raise ModelArtifactError(f"python model source {src} is missing from the checkout")
         if src.resolve() != dst.resolve():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-    target_dir = repository / ATTRIBUTES_MODEL / str(version)
+    target_dir = attributes_dir / str(version)
     target_dir.mkdir(parents=True, exist_ok=True)
     if settings.target == "gpu" and settings.gpu_platform == "tensorrt_plan":
         if engine_path is None:
             raise ModelArtifactError("a tensorrt_plan repository needs engine_path (a .plan file)")
         shutil.copy2(engine_path, target_dir / PLAN_FILE)
-    else:
+    elif not _same_file(model_path, target_dir / ONNX_FILE):
         tmp = target_dir / (ONNX_FILE + ".tmp")
         shutil.copy2(model_path, tmp)
         tmp.replace(target_dir / ONNX_FILE)

@@ -121,7 +121,7 @@ def test_fewshot_add_trains_exports_and_hot_loads_with_no_failed_request(workspa
                            "--serve-url", explicit_server.grpc_url, "--artifacts",
                            str(artifacts), "--repository", str(repository))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "cross-validated accuracy by head kind: prototype" in done.stdout
+    assert "cross-validated accuracy by head kind: logistic" in done.stdout
     assert "confusion matrix" in done.stdout and "model version 2 loaded" in done.stdout
     assert load.failures == [] and len(load.results) > 0
     seen = load.with_attribute()

@@ -61,8 +61,11 @@ def test_an_unlabelled_pool_is_used_for_centring_and_pseudo_labels():
 def test_select_head_cross_validates_every_kind_and_reports_out_of_fold_confusion():
     feats, labels = _clusters(8)
     fit = select_head(feats, labels, 3, options=FitOptions(linear_steps=100))
-    assert set(fit.candidates) == set(KINDS) and fit.kind in KINDS
-    assert fit.cv_accuracy == max(fit.candidates.values()) and fit.folds == 5
+    assert set(fit.candidates) == set(KINDS) and fit.kind in KINDS and fit.folds == 5
+    assert fit.cv_accuracy == fit.candidates[fit.kind]
+    best = max(fit.candidates.values())
+    margin = np.sqrt(best * (1 - best) / len(labels))  # the default kind wins within noise
+    assert fit.cv_accuracy == best or (fit.kind == KINDS[0] and fit.cv_accuracy >= best - margin)
     assert fit.confusion.sum() == len(labels) and np.trace(fit.confusion) / len(labels) == \
         pytest.approx(fit.cv_accuracy)
 

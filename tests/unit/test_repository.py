@@ -141,3 +141,37 @@ def test_model_control_stays_off_unless_asked_and_explicit_mode_loads_every_mode
     explicit = TritonServer(ServerConfig(repository=tmp_path,
                                          model_control="explicit")).command(tmp_path)
     assert "--model-control-mode=explicit" in explicit and "--load-model=*" in explicit
+
+
+def test_rebuilding_serves_the_version_holding_the_model_and_never_overwrites_a_kept_one(
+        tmp_path, built_model):
+    import shutil
+
+    from fashiontag.serving.repository import SOURCE_REPOSITORY, build_repository
+
+    repo = tmp_path / "repo"
+    for name in (PREPROCESS_MODEL, ATTRIBUTES_MODEL):
+        (repo / name / "1").mkdir(parents=True)
+        shutil.copy2(SOURCE_REPOSITORY / name / "1" / "model.py", repo / name / "1" / "model.py")
+
+    def served():
+        return list(read_config(repo / ATTRIBUTES_MODEL / "config.pbtxt")
+                    .version_policy.specific.versions)
+
+    build_repository(built_model, repo)
+    build_repository(built_model, repo)  # idempotent
+    assert served() == [1] and not (repo / ATTRIBUTES_MODEL / "2").exists()
+    shutil.copytree(repo / ATTRIBUTES_MODEL / "1", repo / ATTRIBUTES_MODEL / "2")  # kept
+    assert build_repository(built_model, repo) and served() == [2]  # newest holder of the file
+
+    import onnx
+
+    model = onnx.load(str(built_model))
+    model.producer_version += "+rebuilt"  # a different build of the model
+    other = tmp_path / "other.onnx"
+    onnx.save(model, str(other))
+    before = [(repo / ATTRIBUTES_MODEL / v / "model.onnx").read_bytes() for v in ("1", "2")]
+    build_repository(other, repo)
+    assert served() == [3]
+    assert [(repo / ATTRIBUTES_MODEL / v / "model.onnx").read_bytes() for v in ("1", "2")] == \
+        before
