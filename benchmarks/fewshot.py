@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--shots", default="1,5,10,30")
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--candidates-per-class", type=int, default=600)
-    parser.add_argument("--pool", type=int, default=3000, help="unlabelled pool size")
+    parser.add_argument("--pool", type=int, default=5000, help="unlabelled pool size")
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--images-per-value", type=int, default=30)
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")

@@ -64,7 +64,7 @@ def test_select_head_cross_validates_every_kind_and_reports_out_of_fold_confusio
     assert set(fit.candidates) == set(KINDS) and fit.kind in KINDS and fit.folds == 5
     assert fit.cv_accuracy == fit.candidates[fit.kind]
     best = max(fit.candidates.values())
-    margin = np.sqrt(best * (1 - best) / len(labels))  # the default kind wins within noise
+    margin = 2 * np.sqrt(best * (1 - best) / len(labels))  # the default kind wins within noise
     assert fit.cv_accuracy == best or (fit.kind == KINDS[0] and fit.cv_accuracy >= best - margin)
     assert fit.confusion.sum() == len(labels) and np.trace(fit.confusion) / len(labels) == \
         pytest.approx(fit.cv_accuracy)
