@@ -21,7 +21,7 @@ from fashiontag.errors import FashiontagError
 from fashiontag.fewshot.data import IMAGE_SUFFIXES, LabelledSet, load_labelled, write_csv
 from fashiontag.fewshot.features import DEFAULT_VIEWS, FeatureStore
 from fashiontag.fewshot.heads import KINDS, FitOptions, select_head, single_thread
-from fashiontag.fewshot.reload import ModelVersions
+from fashiontag.fewshot.reload import ModelVersions, check_model_control
 from fashiontag.fewshot.report import DataRequirements, check_accuracy, check_counts
 from fashiontag.serving.repository import SOURCE_REPOSITORY
 
@@ -119,6 +119,7 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     versions = ModelVersions(cfg.repository)
     if cfg.serve_url:
         versions.check_reloadable()
+        check_model_control(cfg.serve_url)
     attribute = labelled.attribute(cfg.name, cfg.description)
     timer.lap("validate")
 
@@ -155,7 +156,11 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     timer.lap("export")
 
     version = versions.add_version(staged_model)
-    versions.switch(version, cfg.serve_url)
+    try:
+        versions.switch(version, cfg.serve_url)
+    except BaseException:  # never served: leave no half-added version behind
+        shutil.rmtree(versions.model_dir / str(version), ignore_errors=True)
+        raise
     timer.lap("load" if cfg.serve_url else "version")
 
     if heads_path.exists():  # keep the previous heads: `fewshot rollback` serves older versions

@@ -34,7 +34,12 @@ from fashiontag.serving.repository import (
     write_config,
 )
 
-__all__ = ["ReloadError", "ModelVersions", "VersionInfo", "load_on_server"]
+__all__ = ["ReloadError", "ModelVersions", "VersionInfo", "load_on_server",
+           "check_model_control"]
+
+_NO_CONTROL_HINT = ("\nthe server does not allow model control: start it with "
+                    "`fashiontag serve --model-control explicit` (operators only)")
+PROBE_MODEL = "fashiontag_model_control_probe"  # never exists: loading it only tests the API
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +178,7 @@ def load_on_server(url: str, config, model: str, version: int, timeout_s: float 
             client.load_model(model, config=config_to_json(config), client_timeout=timeout_s)
         except InferenceServerException as exc:
             text = str(exc)
-            hint = ""
-            if "explicit" in text.lower() or "not allowed" in text.lower() \
-                    or "polling" in text.lower():
-                hint = ("\nthe server does not allow model control: start it with "
-                        "`fashiontag serve --model-control explicit` (operators only)")
+            hint = _NO_CONTROL_HINT if _control_disabled(text) else ""
             raise ReloadError(f"the server at {url} did not load {model} version {version}: "
                               f"{text}{hint}") from None
         deadline = time.monotonic() + timeout_s
@@ -186,5 +187,32 @@ def load_on_server(url: str, config, model: str, version: int, timeout_s: float 
             if time.monotonic() > deadline:
                 raise ReloadError(f"{model} version {version} not ready after {timeout_s:.0f} s")
             time.sleep(0.1)
+    finally:
+        client.close()
+
+
+def _control_disabled(message: str) -> bool:
+    text = message.lower()
+    return "not allowed" in text or "polling is enabled" in text or "disabled" in text
+
+
+def check_model_control(url: str) -> None:
+    """Fail fast (before minutes of training) when ``url`` cannot hot-load.
+
+    Asks the server to load a model that does not exist: with explicit model control that fails
+    harmlessly ("failed to poll from model repository"); without it the API itself is refused.
+    """
+    from tritonclient.grpc import InferenceServerClient
+    from tritonclient.utils import InferenceServerException
+
+    client = InferenceServerClient(url)
+    try:
+        client.load_model(PROBE_MODEL, client_timeout=30)
+    except InferenceServerException as exc:
+        if _control_disabled(str(exc)):
+            raise ReloadError(f"the server at {url} cannot hot-load: {exc}{_NO_CONTROL_HINT}") \
+                from None
+        if "unavailable" in str(exc).lower() or "failed to connect" in str(exc).lower():
+            raise ReloadError(f"cannot reach a server at {url}: {exc}") from None
     finally:
         client.close()

@@ -197,6 +197,17 @@ def test_hot_load_is_refused_clearly_when_model_control_is_off(server, workspace
     assert (repository / "fashiontag_attributes" / "config.pbtxt").read_text() == config_before
 
 
+def test_fewshot_add_fails_fast_against_a_server_without_model_control(server, workspace):
+    repository = workspace / "repository"
+    before = sorted(p.name for p in (repository / "fashiontag_attributes").iterdir())
+    done = _fashiontag("fewshot", "add", "other", "--images", str(workspace / "images"),
+                       "--serve-url", server.grpc_url, "--artifacts",
+                       str(workspace / "artifacts"), "--repository", str(repository))
+    assert done.returncode == 2 and "--model-control explicit" in done.stderr, done.stderr
+    assert "cross-validated" not in done.stdout  # refused before any training
+    assert sorted(p.name for p in (repository / "fashiontag_attributes").iterdir()) == before
+
+
 def _garment_jpeg(colour, background) -> bytes:
     import cv2
 
