@@ -19,7 +19,7 @@ from fashiontag.model.network import AttributeHead, NormalizedLinearHead
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["HeadFit", "fit_head", "select_head", "save_heads", "load_heads", "accuracy",
-           "confusion_matrix", "default_steps"]
+           "confusion_matrix", "default_steps", "keep_fewshot_heads"]
 
 
 @dataclass
@@ -156,3 +156,22 @@ def load_heads(path: str | Path) -> tuple[Taxonomy, dict[str, nn.Module]]:
         head.load_state_dict(entry["state_dict"])
         heads[name] = head.eval()
     return taxonomy, heads
+
+
+def keep_fewshot_heads(previous: str | Path, taxonomy: Taxonomy, heads: dict[str, nn.Module]
+                       ) -> tuple[Taxonomy, list[str]]:
+    """Append the few-shot heads of an existing heads file to ``taxonomy``/``heads`` (in place).
+
+    Retraining the built-in heads must not drop attributes added with ``fashiontag fewshot add``:
+    those heads only depend on the frozen backbone. Returns the grown taxonomy and their names.
+    """
+    if not Path(previous).exists():
+        return taxonomy, []
+    old_taxonomy, old_heads = load_heads(previous)
+    kept = []
+    for attribute in old_taxonomy:
+        if attribute.source == "fewshot" and attribute.name not in taxonomy:
+            taxonomy = taxonomy.with_attribute(attribute)
+            heads[attribute.name] = old_heads[attribute.name]
+            kept.append(attribute.name)
+    return taxonomy, kept

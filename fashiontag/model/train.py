@@ -190,15 +190,9 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         taxonomy = taxonomy.with_attribute(colour)
         heads[colour.name] = ColourHead(colour.values)
         report["fixed_heads"] = {colour.name: colour.description}
-    previous = artifacts / HEADS_FILE
-    if previous.exists():  # few-shot heads only need the (frozen) backbone: keep them
-        old_taxonomy, old_heads = heads_lib.load_heads(previous)
-        for attribute in old_taxonomy:
-            if attribute.source == "fewshot" and attribute.name not in taxonomy:
-                taxonomy = taxonomy.with_attribute(attribute)
-                heads[attribute.name] = old_heads[attribute.name]
-                report["kept_fewshot_heads"] = report.get("kept_fewshot_heads", []) + \
-                    [attribute.name]
+    taxonomy, kept = heads_lib.keep_fewshot_heads(artifacts / HEADS_FILE, taxonomy, heads)
+    if kept:
+        report["kept_fewshot_heads"] = kept
     heads_lib.save_heads(artifacts / HEADS_FILE, taxonomy, heads)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     (artifacts / REPORT_FILE).write_text(json.dumps(report, indent=2))
