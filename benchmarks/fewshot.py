@@ -14,8 +14,9 @@
    version answers a client; with a client tagging at concurrency 8 all along, then a rollback.
    Failed requests are counted (the goal is zero).
 
-    python benchmarks/fewshot.py            # full: ~30-60 min on 2 busy cores
-    python benchmarks/fewshot.py --smoke    # ~2 min; run by the test suite
+    python benchmarks/fewshot.py                  # full: ~30-45 min on 2 busy cores
+    python benchmarks/fewshot.py --skip-accuracy  # time to model + reload only (~2 min)
+    python benchmarks/fewshot.py --smoke          # ~2 min; run by the test suite
 """
 
 from __future__ import annotations
@@ -248,7 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--images-per-value", type=int, default=30)
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
-    parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-server", action="store_true", help="accuracy study only")
+    parser.add_argument("--skip-accuracy", action="store_true", help="time to model only")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.smoke:
@@ -257,21 +259,21 @@ def main(argv: list[str] | None = None) -> dict:
     shots = [int(s) for s in args.shots.split(",")]
 
     t0 = time.perf_counter()
-    views, labels, test, test_labels = load_features(args.artifacts, args.candidates_per_class,
-                                                     args.test_images)
-    result: dict = {
-        "smoke": args.smoke, "draws": args.draws, "test_images": len(test_labels),
-        "candidates_per_class": args.candidates_per_class, "pool": args.pool,
-        "views": list(VIEWS), "features_s": round(time.perf_counter() - t0, 1),
-    }
-    result["accuracy"] = accuracy_study(views, labels, test, test_labels, shots, args.draws,
-                                        args.pool)
+    result: dict = {"smoke": args.smoke, "draws": args.draws, "test_images": args.test_images,
+                    "candidates_per_class": args.candidates_per_class, "pool": args.pool,
+                    "views": list(VIEWS), "accuracy": {}}
+    if not args.skip_accuracy:
+        views, labels, test, test_labels = load_features(
+            args.artifacts, args.candidates_per_class, args.test_images)
+        result["features_s"] = round(time.perf_counter() - t0, 1)
+        result["accuracy"] = accuracy_study(views, labels, test, test_labels, shots, args.draws,
+                                            args.pool)
     if not args.skip_server:
         result["time_to_model"] = time_to_model(args.artifacts, args.images_per_value)
     result["seconds"] = round(time.perf_counter() - t0, 1)
 
     print(f"\n{'shots':>5} {'baseline':>15} {'fewshot':>15} {'fewshot+pool':>15}  (mean ± sd, "
-          f"{args.draws} draws, {len(test_labels)} test images)")
+          f"{args.draws} draws, {args.test_images} test images)")
     for k, row in result["accuracy"].items():
         print(f"{k:>5} " + " ".join(f"{row[n]['mean']:.3f} ± {row[n]['sd']:.3f}".rjust(15)
                                     for n in ("baseline", "fewshot", "fewshot_pool")))
