@@ -16,3 +16,9 @@ FEATURES = "FEATURES"  # FP32 [batch, 1280]: pooled backbone features (training 
 TAXONOMY_PARAMETER = "taxonomy"  # model config parameter holding the taxonomy JSON
 TAXONOMY_FINGERPRINT_PARAMETER = "taxonomy_fingerprint"
 PREPROCESS_PARAMETER = "preprocess"
+
+#: Header that unlocks the model-repository (load/unload) API when the operator enabled model
+#: control; its value is the admin key given to the launcher. Triton prefixes the gRPC metadata
+#: key with "triton-grpc-protocol-"; HTTP uses the bare name.
+ADMIN_KEY_HEADER = "fashiontag-admin-key"
+GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
