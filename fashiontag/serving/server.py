@@ -202,7 +202,7 @@ class TritonServer:
 
     @property
     def admin_headers(self) -> dict[str, str]:
-        """gRPC metadata for the model-repository API (load/unload); empty with model control off."""
+        """gRPC metadata for the model-repository API; empty when model control is off."""
         return {GRPC_ADMIN_KEY_HEADER: self.config.admin_key} if self.config.admin_key else {}
 
     def environment(self) -> dict[str, str]:
