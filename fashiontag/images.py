@@ -104,12 +104,13 @@ def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
             with Image.open(io.BytesIO(data)) as img:
                 header = ImageHeader(img.format or "unknown", img.width, img.height, img.mode)
     except UnidentifiedImageError:
+        # the message never quotes input bytes: errors end up in logs
         raise ImageDecodeError(
-            f"not a recognised image: unknown format or invalid header ({size} bytes, "
-            f"starts with {bytes(data[:8])!r})"
+            f"not a recognised image: unknown format or invalid header ({size} bytes)"
         ) from None
     except Exception as exc:  # Pillow raises many types for garbage; all mean "not an image"
-        raise ImageDecodeError(f"unreadable image header ({size} bytes): {exc}") from None
+        reason = str(exc)[:120] or type(exc).__name__  # Pillow's messages describe, not quote
+        raise ImageDecodeError(f"unreadable image header ({size} bytes): {reason}") from None
     w, h = header.width, header.height
     if min(w, h) < limits.min_side:
         raise ImageDecodeError(f"image has an empty dimension ({w}x{h})")
