@@ -59,7 +59,10 @@ class ServingSettings:
     attribute_threads: int = 2  # onnxruntime intra-op threads per instance
     allow_spinning: bool = False  # onnxruntime busy-waiting burns the cores decode needs
     preprocess_instances: int = 2
-    max_queue_size: int = 0  # 0 = unbounded; >0 sheds load with UNAVAILABLE instead of queueing
+    # Overload sheds load instead of queueing without bound: beyond this many queued requests a
+    # model answers UNAVAILABLE at once (clients back off and retry: QueueFullError). 256 queued
+    # images are ~2.5 s of work on 2 cores, well inside the client's default 30 s deadline.
+    max_queue_size: int = 256
     queue_timeout_us: int = 0  # 0 = none; requests waiting longer are rejected
     gpu_platform: str = "onnxruntime_onnx"  # or "tensorrt_plan"
     gpu_instances: int = 2

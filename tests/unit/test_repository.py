@@ -61,11 +61,12 @@ def test_gpu_variant_uses_gpu_platform_from_the_same_source(platform):
     assert list(att.output[0].dims) == list(configs[ENSEMBLE_MODEL].output[0].dims)
 
 
-def test_queue_policy_is_written_only_when_asked():
-    plain = model_configs(META, ServingSettings())[ATTRIBUTES_MODEL]
-    assert not plain.dynamic_batching.HasField("default_queue_policy")
-    shed = model_configs(META, ServingSettings(max_queue_size=128))[ATTRIBUTES_MODEL]
-    assert shed.dynamic_batching.default_queue_policy.max_queue_size == 128
+def test_overload_sheds_load_with_a_bounded_queue_by_default():
+    for name in (PREPROCESS_MODEL, ATTRIBUTES_MODEL):
+        policy = model_configs(META, ServingSettings())[name].dynamic_batching.default_queue_policy
+        assert policy.max_queue_size == ServingSettings().max_queue_size > 0
+    unbounded = model_configs(META, ServingSettings(max_queue_size=0))[ATTRIBUTES_MODEL]
+    assert not unbounded.dynamic_batching.HasField("default_queue_policy")
 
 
 def test_written_configs_parse_back_identically(tmp_path):
