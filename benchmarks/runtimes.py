@@ -1,0 +1,252 @@
+"""CPU runtimes side by side in one run: FP32 vs INT8, onnxruntime vs OpenVINO, served too.
+
+1. Model only, in-process, batch 8 (and 1), 2 intra-op threads: onnxruntime FP32 (graph level
+   all / basic), onnxruntime INT8 (QDQ), OpenVINO INT8 (static batch buckets / dynamic batch),
+   OpenVINO FP32. Rounds are interleaved and the median kept; ``x`` = ratio to onnxruntime FP32
+   *of the same round*. Read ratios, not absolute numbers: the machine is shared and noisy.
+2. Served end to end (JPEG bytes in → attribute set out, through Triton over gRPC): the FP32
+   repository (onnxruntime) and the INT8 repository (OpenVINO), both servers up at once and
+   measured alternately at concurrency 16 on 480x360 catalog JPEGs.
+3. Decoding a 4000x3000 JPEG to a model tile on one core (fashiontag.images: reduced-resolution
+   DCT decode + letterbox) next to a full-size decode + resize.
+4. Top-1 agreement of each INT8 runtime with FP32 on held-out images (not a gate here: the gate
+   is `fashiontag export --precision int8`; this shows the served runtime agrees too).
+
+    python benchmarks/runtimes.py            # minutes; full figures
+    python benchmarks/runtimes.py --smoke    # seconds; run by the test suite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.catalog import make_catalog  # noqa: E402
+from fashiontag.runtimes import RuntimeOptions, load_model  # noqa: E402
+
+FP32 = ROOT / "artifacts" / "fashiontag.onnx"
+INT8 = ROOT / "artifacts" / "fashiontag.int8.onnx"
+BASELINE = "onnxruntime fp32"
+
+
+def configs(threads: int, with_openvino: bool) -> dict[str, tuple[Path, RuntimeOptions]]:
+    ort = RuntimeOptions(runtime="onnxruntime", threads=threads)
+    ov = RuntimeOptions(runtime="openvino", threads=threads)
+    out = {
+        BASELINE: (FP32, ort),
+        "onnxruntime fp32 (graph basic)": (FP32, RuntimeOptions(
+            runtime="onnxruntime", threads=threads, graph_optimization="basic")),
+        "onnxruntime int8": (INT8, ort),
+    }
+    if with_openvino:
+        out.update({
+            "openvino int8 (batch buckets)": (INT8, ov),
+            "openvino int8 (dynamic batch)": (INT8, RuntimeOptions(
+                runtime="openvino", threads=threads, batch_buckets=())),
+            "openvino fp32": (FP32, ov),
+        })
+    return out
+
+
+def _images_per_s(model, tiles: np.ndarray, batch: int, min_s: float) -> float:
+    chunk = tiles[:batch]
+    model.run(chunk)  # warm (and compile the bucket)
+    n, start = 0, time.perf_counter()
+    while True:
+        model.run(chunk)
+        n += batch
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_s:
+            return n / elapsed
+
+
+def model_only(tiles: np.ndarray, batches: tuple[int, ...], rounds: int, min_s: float,
+               threads: int, with_openvino: bool) -> dict:
+    models = {name: load_model(path, opts)
+              for name, (path, opts) in configs(threads, with_openvino).items()}
+    result = {}
+    for batch in batches:
+        samples: dict[str, list[float]] = {name: [] for name in models}
+        ratios: dict[str, list[float]] = {name: [] for name in models}
+        for _ in range(rounds):
+            this_round = {name: _images_per_s(m, tiles, batch, min_s)
+                          for name, m in models.items()}
+            for name, value in this_round.items():
+                samples[name].append(value)
+                ratios[name].append(value / this_round[BASELINE])
+        result[f"batch_{batch}"] = {
+            name: {"images_per_s": round(statistics.median(samples[name]), 1),
+                   "x_onnxruntime_fp32": round(statistics.median(ratios[name]), 3)}
+            for name in models}
+    return result
+
+
+def agreement(tiles: np.ndarray, taxonomy, threads: int, with_openvino: bool) -> dict:
+    ref = load_model(FP32, RuntimeOptions(threads=threads)).run(tiles)
+    out = {}
+    for name, (path, opts) in configs(threads, with_openvino).items():
+        if path != INT8:
+            continue
+        got = load_model(path, opts).run(tiles)
+        out[name] = {attr: round(float((ref[:, s].argmax(1) == got[:, s].argmax(1)).mean()), 4)
+                     for attr, s in taxonomy.slices.items()}
+    return out
+
+
+def large_jpeg(path: Path) -> bytes:
+    """A 4000x3000 photo-like JPEG: a real sample photo upscaled, with sensor-like grain (so the
+    entropy-coded data is as dense as a camera's, not a smooth upscale's)."""
+    import cv2
+
+    from fashiontag.images import encode_jpeg
+
+    if path.exists():
+        return path.read_bytes()
+    photo = cv2.cvtColor(cv2.imread(str(sorted((ROOT / "samples" / "photos").glob("*.jpg"))[0])),
+                         cv2.COLOR_BGR2RGB)
+    big = cv2.resize(photo, (4000, 3000), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+    grain = np.random.default_rng(0).normal(0, 6, big.shape).astype(np.int16)
+    data = encode_jpeg(np.clip(big + grain, 0, 255).astype(np.uint8), quality=92)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data
+
+
+def decode_large(reps: int) -> dict:
+    """ms per 4000x3000 JPEG → tile, pinned to one core; full decode + resize for comparison."""
+    import cv2
+
+    from fashiontag.images import letterbox, preprocess_bytes
+
+    data = large_jpeg(ROOT / "artifacts" / "bench-catalog" / "large-4000x3000.jpg")
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(affinity)})
+    try:
+        def timed(fn) -> float:
+            fn()
+            times = []
+            for _ in range(reps):
+                start = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - start) * 1000)
+            return round(statistics.median(times), 2)
+
+        reduced = timed(lambda: preprocess_bytes(data))
+        full = timed(lambda: letterbox(cv2.cvtColor(cv2.imdecode(
+            np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)))
+    finally:
+        os.sched_setaffinity(0, affinity)
+    return {"bytes": len(data), "size": "4000x3000", "one_core": True,
+            "fashiontag_preprocess_ms": reduced, "full_decode_and_resize_ms": full,
+            "speedup": round(full / reduced, 2)}
+
+
+def served(blobs: list[bytes], rounds: int, concurrency: int, threads: int) -> dict:
+    from fashiontag.client import TagClient
+    from fashiontag.serving.repository import ServingSettings, build_repository
+    from fashiontag.serving.server import ServerConfig, TritonServer
+
+    variants = {
+        "fp32 onnxruntime": (FP32, ServingSettings(runtime="onnxruntime",
+                                                   attribute_threads=threads)),
+        "int8 openvino": (INT8, ServingSettings(runtime="openvino", attribute_threads=threads)),
+    }
+    with tempfile.TemporaryDirectory(prefix="fashiontag-bench-") as tmp:
+        servers = {}
+        try:
+            for name, (model, settings) in variants.items():
+                repo = build_repository(model, Path(tmp) / name.replace(" ", "-"), settings)
+                servers[name] = TritonServer(ServerConfig(repo, grpc_port=0, http_port=0,
+                                                          metrics_port=0))
+                servers[name].start()
+            samples: dict[str, list[float]] = {name: [] for name in servers}
+            errors = dict.fromkeys(servers, 0)
+            with_clients = {name: TagClient(s.grpc_url, timeout_s=120)
+                            for name, s in servers.items()}
+            for client in with_clients.values():
+                list(client.tag_many(blobs[:concurrency * 2], concurrency=concurrency))  # warm
+            for _ in range(rounds):
+                for name, client in with_clients.items():
+                    start = time.perf_counter()
+                    results = list(client.tag_many(blobs, concurrency=concurrency))
+                    samples[name].append(len(blobs) / (time.perf_counter() - start))
+                    errors[name] += sum(not r.ok for r in results)
+            for client in with_clients.values():
+                client.close()
+        finally:
+            for server in servers.values():
+                server.stop()
+    base = statistics.median(samples["fp32 onnxruntime"])
+    return {name: {"images_per_s": round(statistics.median(v), 1), "errors": errors[name],
+                   "x_fp32_served": round(statistics.median(v) / base, 3)}
+            for name, v in samples.items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes; checks it all runs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=400, help="served catalog size")
+    parser.add_argument("--skip-served", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    for path in (FP32, INT8):
+        if not path.exists():
+            parser.error(f"{path} is missing: run `make model` (it builds the INT8 model too)")
+    try:
+        import openvino  # noqa: F401
+        with_openvino = True
+    except ImportError:
+        with_openvino = False
+
+    from fashiontag.export.calibration import RENDERED_TEST_SEED, rendered_tiles
+    from fashiontag.export.metadata import read_metadata
+    from fashiontag.images import preprocess_bytes
+
+    rounds = 1 if args.smoke else args.rounds
+    min_s = 0.2 if args.smoke else 3.0
+    n_served = 24 if args.smoke else args.images
+    blobs = [p.read_bytes() for p in make_catalog(max(n_served, 64))[:n_served]]
+    tiles = np.stack([preprocess_bytes(b) for b in blobs[:16]])
+    result: dict = {"threads": args.threads, "rounds": rounds, "smoke": args.smoke,
+                    "openvino": with_openvino, "cpu_count": os.cpu_count()}
+    result["model_only"] = model_only(tiles, (8,) if args.smoke else (1, 8), rounds, min_s,
+                                      args.threads, with_openvino)
+    taxonomy = read_metadata(INT8).taxonomy
+    check_tiles, _ = rendered_tiles(16 if args.smoke else 256, RENDERED_TEST_SEED)
+    result["int8_agreement_rendered"] = agreement(check_tiles, taxonomy, args.threads,
+                                                  with_openvino)
+    result["decode_4000x3000"] = decode_large(3 if args.smoke else 30)
+    if not args.skip_served and with_openvino:
+        result["served_concurrency_16"] = served(blobs, rounds, 16, args.threads)
+    b8 = result["model_only"]["batch_8"]
+    fastest = max((k for k in b8 if "int8" in k), key=lambda k: b8[k]["x_onnxruntime_fp32"])
+    result["summary"] = {
+        "fastest_int8_model_only_batch_8": fastest,
+        "x_onnxruntime_fp32_batch_8": b8[fastest]["x_onnxruntime_fp32"],
+        "served_int8_x_fp32": result.get("served_concurrency_16", {}).get(
+            "int8 openvino", {}).get("x_fp32_served"),
+        "decode_4000x3000_ms_one_core": result["decode_4000x3000"]["fashiontag_preprocess_ms"],
+    }
+    print(json.dumps(result, indent=2))
+    out = args.out or ROOT / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S") / \
+        "runtimes.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
