@@ -104,7 +104,7 @@ def _time_it(fn, sync, min_s: float = 0.5, warmup: int = 5) -> float:
     return float(np.median(windows))
 
 
-def _load_torch_model(taxonomy_json: str):
+def _load_torch_model(taxonomy_json: str, device: str = "cuda"):
     import torch
 
     from fashiontag.model.backbone import load_backbone
@@ -116,20 +116,24 @@ def _load_torch_model(taxonomy_json: str):
     if taxonomy != Taxonomy.from_json(taxonomy_json):
         raise SystemExit("heads.pt and reference.npz disagree on the taxonomy: re-run prepare")
     model = AttributeModel(load_backbone(), AttributeHeads(taxonomy, heads)).eval()
-    return model.to("cuda"), taxonomy, torch
+    return model.to(device), taxonomy, torch
 
 
-def run_torch(ref: dict, batches: tuple[int, ...], cuda_graphs: bool) -> dict:
-    model, taxonomy, torch = _load_torch_model(str(ref["taxonomy"]))
-    tiles = torch.from_numpy(ref["tiles"]).cuda()
+def run_torch(ref: dict, batches: tuple[int, ...], cuda_graphs: bool,
+              device: str = "cuda") -> dict:
+    """``device="cpu"`` is a dry run of the same code (bfloat16 instead of float16, no graphs)."""
+    model, taxonomy, torch = _load_torch_model(str(ref["taxonomy"]), device)
+    tiles = torch.from_numpy(ref["tiles"]).to(device)
     reference = ref["reference"]
     results: dict = {}
+    half = torch.float16 if device == "cuda" else torch.bfloat16
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def forward_fn(channels_last: bool, fp16: bool):
         model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
         def forward(x):
-            with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=fp16):
+            with torch.inference_mode(), torch.autocast(device, half, enabled=fp16):
                 return model(x).float()
 
         return forward
@@ -143,19 +147,21 @@ def run_torch(ref: dict, batches: tuple[int, ...], cuda_graphs: bool) -> dict:
         entry = {"parity_vs_onnx_cpu": _parity(taxonomy, reference, np.concatenate(outs)),
                  "images_per_s": {}}
         for b in batches:
-            x = tiles[torch.arange(b, device="cuda") % len(tiles)].contiguous()
-            sec = _time_it(lambda x=x, f=forward: f(x), torch.cuda.synchronize)
+            x = tiles[torch.arange(b, device=device) % len(tiles)].contiguous()
+            sec = _time_it(lambda x=x, f=forward: f(x), sync)
             entry["images_per_s"][str(b)] = round(b / sec, 1)
         results[name] = entry
         print(name, entry["images_per_s"], "min agreement",
               entry["parity_vs_onnx_cpu"]["min_top1_agreement"], flush=True)
+    if device != "cuda":
+        return results
     if cuda_graphs:
         results["torch fp16 channels_last cuda-graphs"] = _cuda_graphs(
             model, tiles, batches, torch, taxonomy, reference)
     # end to end from host memory at batch 32 (pinned upload included)
     host = torch.from_numpy(ref["tiles"][:32].copy()).pin_memory()
     fwd = forward_fn(True, True)
-    sec = _time_it(lambda: fwd(host.cuda(non_blocking=True)).cpu(), torch.cuda.synchronize)
+    sec = _time_it(lambda: fwd(host.cuda(non_blocking=True)).cpu(), sync)
     results["torch fp16 channels_last, host->device->host, batch 32"] = round(32 / sec, 1)
     return results
 
@@ -167,14 +173,15 @@ def _cuda_graphs(model, tiles, batches, torch, taxonomy, reference) -> dict:
         static_in = tiles[torch.arange(b, device="cuda") % len(tiles)].contiguous()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
+        # autocast's weight-cast cache must be off while capturing (PyTorch CUDA graphs notes)
         with torch.cuda.stream(stream), torch.inference_mode(), \
-                torch.autocast("cuda", torch.float16):
+                torch.autocast("cuda", torch.float16, cache_enabled=False):
             for _ in range(3):
                 net(static_in)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph), torch.inference_mode(), \
-                torch.autocast("cuda", torch.float16):
+                torch.autocast("cuda", torch.float16, cache_enabled=False):
             static_out = net(static_in).float()
         sec = _time_it(graph.replay, torch.cuda.synchronize)
         entry["images_per_s"][str(b)] = round(b / sec, 1)
@@ -245,12 +252,13 @@ def environment() -> dict:
     return env
 
 
-def run(out: Path, batches: tuple[int, ...], int8: bool, cuda_graphs: bool) -> dict:
+def run(out: Path, batches: tuple[int, ...], int8: bool, cuda_graphs: bool,
+        device: str = "cuda") -> dict:
     t0 = time.perf_counter()
-    result: dict = {"environment": environment(), "batches": list(batches)}
+    result: dict = {"environment": environment(), "batches": list(batches), "device": device}
     print(json.dumps(result["environment"]), flush=True)
-    if not result["environment"]["cuda_available"]:
-        raise SystemExit("no CUDA GPU visible: nothing to check")
+    if device == "cuda" and not result["environment"]["cuda_available"]:
+        raise SystemExit("no CUDA GPU visible: nothing to check (--device cpu is a dry run)")
     with np.load(REFERENCE) as data:
         ref = {k: data[k] for k in data.files}
     if str(ref["heads_sha"]) != _fingerprint(HEADS):
@@ -261,12 +269,12 @@ def run(out: Path, batches: tuple[int, ...], int8: bool, cuda_graphs: bool) -> d
     from fashiontag.export.tensorrt import tensorrt_unavailable_reason
 
     reason = tensorrt_unavailable_reason()
-    if reason is None:
+    if reason is None and device == "cuda":
         result["tensorrt"] = run_tensorrt(ref, batches, int8, out.parent / "engines")
     else:
         print(f"TensorRT path skipped: {reason}. Measuring PyTorch on CUDA instead.", flush=True)
         result["tensorrt"] = {"skipped": reason}
-    result["pytorch_cuda"] = run_torch(ref, batches, cuda_graphs)
+    result["pytorch_" + device] = run_torch(ref, batches, cuda_graphs, device)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -278,19 +286,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="CPU: reference tiles + ONNX outputs for the GPU machine")
-    p.add_argument("--fashion-mnist", type=int, default=64)
-    p.add_argument("--rendered", type=int, default=64)
+    p.add_argument("--fashion-mnist", type=int, default=160)
+    p.add_argument("--rendered", type=int, default=160)
     p = sub.add_parser("run", help="GPU: TensorRT (or PyTorch CUDA) parity and throughput")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "gpu_check" / "gpu_check.json")
     p.add_argument("--batches", default=",".join(map(str, BATCHES)))
     p.add_argument("--int8", action="store_true", help="TensorRT: also build an INT8 engine")
     p.add_argument("--no-cuda-graphs", action="store_true")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                   help="cpu: a dry run of the same code paths (bfloat16, no graphs)")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args.fashion_mnist, args.rendered)
     else:
         run(args.out, tuple(int(b) for b in args.batches.split(",")), args.int8,
-            not args.no_cuda_graphs)
+            not args.no_cuda_graphs, args.device)
 
 
 if __name__ == "__main__":

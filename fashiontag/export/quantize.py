@@ -14,9 +14,11 @@ reads it as a low-precision graph (:mod:`fashiontag.runtimes`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,18 @@ class CalibrationReader(CalibrationDataReader):
         return -(-len(self.tiles) // self.batch)
 
 
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime's quantizer logs one INFO line per adjusted weight on the root logger."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def fp32_nodes(model, heads: bool = True) -> list[str]:
     """Names of nodes to keep in FP32: everything before the first Conv (uint8 → float input
     normalisation) and, with ``heads``, everything after the feature pooling (heads, softmax,
@@ -101,7 +115,7 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path,
     t0 = time.perf_counter()
     if tiles is None:
         tiles = calibration_tiles(calibration)
-    with tempfile.TemporaryDirectory(prefix="fashiontag-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fashiontag-int8-") as tmp, _quiet_root_logger():
         pre = Path(tmp) / "pre.onnx"
         # constant folding + shape inference first: the Lite0 static padding becomes constants
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
