@@ -49,6 +49,8 @@ def configs(threads: int, with_openvino: bool) -> dict[str, tuple[Path, RuntimeO
         BASELINE: (FP32, ort),
         "onnxruntime fp32 (graph basic)": (FP32, RuntimeOptions(
             runtime="onnxruntime", threads=threads, graph_optimization="basic")),
+        "onnxruntime fp32 (spinning)": (FP32, RuntimeOptions(
+            runtime="onnxruntime", threads=threads, spinning=True)),
         "onnxruntime int8": (INT8, ort),
     }
     if with_openvino:
@@ -169,7 +171,8 @@ def decode_large(reps: int) -> dict:
     return out
 
 
-def served(blobs: list[bytes], rounds: int, concurrency: int, threads: int) -> dict:
+def served(blobs: list[bytes], rounds: int, concurrency: int, threads: int,
+           sweep: bool = False) -> dict:
     from fashiontag.client import TagClient
     from fashiontag.serving.repository import ServingSettings, build_repository
     from fashiontag.serving.server import ServerConfig, TritonServer
@@ -179,6 +182,15 @@ def served(blobs: list[bytes], rounds: int, concurrency: int, threads: int) -> d
                                                    attribute_threads=threads)),
         "int8 openvino": (INT8, ServingSettings(runtime="openvino", attribute_threads=threads)),
     }
+    if sweep:  # instances x intra-op threads, same total cores
+        variants.update({
+            "fp32 onnxruntime 2 instances x 1 thread": (FP32, ServingSettings(
+                runtime="onnxruntime", attribute_threads=1, attribute_instances=2)),
+            "int8 openvino 2 instances x 1 thread": (INT8, ServingSettings(
+                runtime="openvino", attribute_threads=1, attribute_instances=2)),
+            "int8 onnxruntime": (INT8, ServingSettings(runtime="onnxruntime",
+                                                       attribute_threads=threads)),
+        })
     with tempfile.TemporaryDirectory(prefix="fashiontag-bench-") as tmp:
         servers = {}
         try:
@@ -217,6 +229,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=400, help="served catalog size")
     parser.add_argument("--skip-served", action="store_true")
+    parser.add_argument("--sweep", action="store_true",
+                        help="served: also 2 instances x 1 thread, and INT8 in onnxruntime")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     for path in (FP32, INT8):
@@ -247,7 +261,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                   with_openvino)
     result["decode_4000x3000"] = decode_large(3 if args.smoke else 30)
     if not args.skip_served and with_openvino:
-        result["served_concurrency_16"] = served(blobs, rounds, 16, args.threads)
+        result["served_concurrency_16"] = served(blobs, rounds, 16, args.threads, args.sweep)
     b8 = result["model_only"]["batch_8"]
     fastest = max((k for k in b8 if "int8" in k), key=lambda k: b8[k]["x_onnxruntime_fp32"])
     result["summary"] = {
