@@ -51,6 +51,22 @@ def test_int8_model_keeps_the_uint8_input_and_probability_output(int8_model):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
 
 
+def test_backbone_is_quantized_but_normalisation_and_heads_stay_fp32(int8_model):
+    import onnx
+
+    graph = onnx.load(str(int8_model)).graph
+    float_inits = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert all(producer.get(c.input[1]) == "DequantizeLinear" for c in convs)  # INT8 weights
+    assert producer.get(convs[0].input[0]) == "DequantizeLinear"  # quantized activations
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    assert gemms and all(g.input[1] in float_inits for g in gemms)
+    for node in graph.node:
+        if node.op_type in ("Softmax", "Concat", "Cast", "Sub", "Mul"):
+            assert all(producer.get(i) != "DequantizeLinear" for i in node.input), node.name
+
+
 def test_recorded_full_check_meets_the_category_bound_on_all_10000_test_photos(int8_model):
     check = read_metadata(int8_model).info["int8"]["check"]
     assert check["category_images"] == 10_000
