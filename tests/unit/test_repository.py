@@ -17,7 +17,6 @@ from fashiontag.runtimes import RUNTIMES, RuntimeOptions
 from fashiontag.serving.repository import (
     DEFAULT_COMPUTE_CAPABILITIES,
     ServingSettings,
-    build_repository,
     engine_filename,
     model_configs,
     read_config,
@@ -125,26 +124,6 @@ def test_onnx_gpu_variant_builds_tensorrt_in_the_precision_of_the_file():
         att = model_configs(meta, ServingSettings(target="gpu"))[ATTRIBUTES_MODEL]
         accel = att.optimization.execution_accelerators.gpu_execution_accelerator[0]
         assert accel.name == "tensorrt" and accel.parameters["precision_mode"] == mode
-
-
-def test_tensorrt_repository_without_an_engine_waits_for_the_engine_builder(tmp_path,
-                                                                           built_model):
-    repo = build_repository(built_model, tmp_path / "repo",
-                            ServingSettings(target="gpu", gpu_platform="tensorrt_plan"))
-    version_dir = repo / ATTRIBUTES_MODEL / "1"
-    assert version_dir.is_dir() and not list(version_dir.iterdir())
-    assert read_config(repo / ATTRIBUTES_MODEL / "config.pbtxt").platform == "tensorrt_plan"
-    assert not (repo / ATTRIBUTES_MODEL / "1" / "model.py").exists()
-
-
-def test_a_built_engine_is_copied_under_its_compute_capability_name(tmp_path, built_model):
-    engine = tmp_path / engine_filename("8.6")
-    engine.write_bytes(b"engine bytes from the GPU")
-    repo = build_repository(built_model, tmp_path / "repo",
-                            ServingSettings(target="gpu", gpu_platform="tensorrt_plan"),
-                            engine_path=engine)
-    assert (repo / ATTRIBUTES_MODEL / "1" / "model_sm86.plan").read_bytes() == \
-        engine.read_bytes()
 
 
 @pytest.mark.parametrize("cc", ["9", "sm90", "9.x", ""])
