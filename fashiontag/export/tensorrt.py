@@ -160,9 +160,15 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "f
 
                 calibration_tiles = make_tiles()
             out_dir.mkdir(parents=True, exist_ok=True)
+            # calibration runs at the calibration profile's opt shape: give it the batch the
+            # calibrator feeds (min = opt = max)
+            calib_batch = min(16, len(calibration_tiles))
+            calib_profile = builder.create_optimization_profile()
+            shape = (calib_batch, size, size, 3)
+            calib_profile.set_shape(PIXELS, shape, shape, shape)
             config.int8_calibrator = _entropy_calibrator(
-                trt, calibration_tiles, 16, out_dir / "calibration.cache")
-            config.set_calibration_profile(profile)
+                trt, calibration_tiles, calib_batch, out_dir / "calibration.cache")
+            config.set_calibration_profile(calib_profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise FashiontagError("TensorRT failed to build the engine (see its log above)")
