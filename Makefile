@@ -5,12 +5,13 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 ARTIFACTS  ?= artifacts
 MODEL      := $(ARTIFACTS)/fashiontag.onnx
+INT8       := $(ARTIFACTS)/fashiontag.int8.onnx
 STAMP      := $(VENV)/.installed
 FMNIST     ?= /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test unit functional bench install data model repository lint clean constraints
+.PHONY: run test unit functional bench install data model int8 repository lint clean constraints
 
 ## run: install, build the model, start tritonserver, tag samples/ (ONCE=1 exits after the demo)
 run: model
@@ -30,6 +31,7 @@ functional: model
 bench: model
 	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 	$(PY) benchmarks/served_vs_inprocess.py
+	$(PY) benchmarks/runtimes.py
 
 install: $(STAMP)
 
@@ -49,6 +51,12 @@ $(FMNIST):
 ## model: train heads (cached features), export ONNX with parity check, generate model_repository/
 model: install data
 	$(PY) -m fashiontag build --artifacts $(ARTIFACTS)
+	@$(MAKE) --no-print-directory int8
+
+## int8: the INT8 (QDQ) model for CPUs; refused unless it stays within the accuracy bounds
+int8: $(INT8)
+$(INT8): $(MODEL)
+	$(PY) -m fashiontag export --artifacts $(ARTIFACTS) --precision int8
 
 lint: install
 	$(VENV)/bin/ruff check fashiontag tests benchmarks

@@ -14,8 +14,8 @@ from torch import nn
 from fashiontag import __version__
 from fashiontag.errors import ModelArtifactError
 from fashiontag.export.metadata import metadata_props
-from fashiontag.images import PreprocessSpec
 from fashiontag.protocol import PIXELS, PROBABILITIES
+from fashiontag.spec import PreprocessSpec
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["OPSET", "export_onnx", "ParityReport", "check_parity", "onnx_session"]

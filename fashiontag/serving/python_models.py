@@ -79,24 +79,31 @@ class PreprocessModel:
 
 
 class AttributesModel:
-    """PIXELS → PROBABILITIES with onnxruntime: all requests of a dynamic batch in one ``run``."""
+    """PIXELS → PROBABILITIES: all requests of a dynamic batch in one call of the runtime the
+    config names (onnxruntime or OpenVINO; FP32 or INT8 is whatever the model file is)."""
 
     def initialize(self, args: dict) -> None:
-        from fashiontag.export.onnx_export import onnx_session
+        from fashiontag.runtimes import OpenVinoModel, RuntimeOptions, load_model
 
         self.pb = _pb_utils()
         params = _parameters(args)
         model_dir = Path(args["model_repository"]) / args["model_version"]
         onnx_path = model_dir / params.get("onnx_file", "model.onnx")
-        self.session = onnx_session(onnx_path, threads=int(params.get("intra_op_threads", "0")),
-                                    spinning=params.get("allow_spinning", "0") == "1")
+        options = RuntimeOptions.from_parameters(params)
+        self.model = load_model(onnx_path, options)
+        if isinstance(self.model, OpenVinoModel):
+            # compile every batch bucket now: a first request must not pay for compilation
+            max_batch = json.loads(args["model_config"]).get("max_batch_size", 0) or None
+            self.model.compile_buckets(up_to=max_batch)
+        log.info("attribute model %s (%s, %s)", onnx_path.name, options.runtime,
+                 params.get("precision", "fp32"))
 
     def execute(self, requests: list) -> list:
         pb = self.pb
         arrays = [pb.get_input_tensor_by_name(r, PIXELS).as_numpy() for r in requests]
         try:
             batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            probabilities = self.session.run([PROBABILITIES], {PIXELS: batch})[0]
+            probabilities = self.model.run(batch)
         except Exception as exc:
             log.exception("attribute model failed")
             return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
@@ -110,4 +117,4 @@ class AttributesModel:
         return responses
 
     def finalize(self) -> None:
-        self.session = None
+        self.model = None
