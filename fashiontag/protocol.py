@@ -16,3 +16,4 @@ FEATURES = "FEATURES"  # FP32 [batch, 1280]: pooled backbone features (training 
 TAXONOMY_PARAMETER = "taxonomy"  # model config parameter holding the taxonomy JSON
 TAXONOMY_FINGERPRINT_PARAMETER = "taxonomy_fingerprint"
 PREPROCESS_PARAMETER = "preprocess"
+LIMITS_PARAMETER = "limits"  # preprocess model config parameter holding the DecodeLimits JSON
