@@ -30,6 +30,7 @@ functional: model
 bench: model
 	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 	$(PY) benchmarks/served_vs_inprocess.py
+	$(PY) benchmarks/tagging_throughput.py
 
 install: $(STAMP)
 

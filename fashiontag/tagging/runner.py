@@ -17,7 +17,8 @@ from fashiontag.tagging.sink import RecordSink
 from fashiontag.tagging.sources import SourceItem, skip_done
 from fashiontag.tagging.stats import RunStats
 
-__all__ = ["TagSettings", "DEFAULT_DECODE", "tag_catalog", "record_for", "write_result"]
+__all__ = ["TagSettings", "DEFAULT_DECODE", "tag_catalog", "record_for", "write_result",
+           "count_skips"]
 
 #: Where images are decoded by default. Measured side by side on this 2-core machine with
 #: benchmarks/tagging_throughput.py (see README, "Catalog tagging"): decoding in the client and
@@ -73,7 +74,7 @@ def write_result(sink: RecordSink, record: dict, stats: RunStats, progress: Prog
         progress.update(ok)
 
 
-def _count_skip(stats: RunStats):
+def count_skips(stats: RunStats):
     def on_skip(item: SourceItem, repeated: bool) -> None:
         if repeated:
             stats.repeated += 1
@@ -95,7 +96,7 @@ def tag_catalog(items: Iterable[SourceItem], sink: RecordSink, settings: TagSett
     paths: dict[str, Path] = {}  # only the images in flight
 
     def pending():
-        for item in skip_done(items, sink.done_ids, _count_skip(stats)):
+        for item in skip_done(items, sink.done_ids, count_skips(stats)):
             paths[item.id] = item.path
             yield item
 

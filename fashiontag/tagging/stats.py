@@ -8,12 +8,23 @@ import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = ["RunStats", "LatencyReservoir", "peak_rss_mb"]
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports KiB)."""
+    """Peak resident memory of this process, in MiB.
+
+    ``VmHWM`` first: ``ru_maxrss`` keeps the peak of the parent a process was forked from, so a
+    small CLI started by a big benchmark would report the benchmark's memory.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
