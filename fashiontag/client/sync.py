@@ -240,10 +240,11 @@ class TagClient:
         endpoint = balancer.acquire()
         task.endpoint, task.attempts = endpoint, task.attempts + 1
 
-        def done(result, error) -> None:
-            failed = error is not None and translate(error).retryable
-            balancer.release(endpoint, failed)
-            events.put(("reply", task, (result, error)))
+        def done(result=None, error=None) -> None:  # called by keyword, on a gRPC thread
+            try:
+                balancer.release(endpoint, error is not None and translate(error).retryable)
+            finally:  # whatever happens, the stream must hear back or it would wait forever
+                events.put(("reply", task, (result, error)))
 
         try:
             self._clients[endpoint].async_infer(self.options.served_model, task.inputs, done,

@@ -99,6 +99,9 @@ def tag_catalog_ray(items: Iterable[SourceItem], sink: RecordSink, settings: Tag
         if rows:
             _run(ray, rows, sink, settings, stats, progress, workers, batch_size,
                  cpus_per_worker)
+    except ray.exceptions.RayError as exc:  # records written so far stay; --resume goes on
+        raise FashiontagError(f"Ray tagging stopped: {str(exc).strip().splitlines()[-1]}"
+                              ) from exc
     finally:
         if started_here:
             ray.shutdown()

@@ -57,3 +57,15 @@ def test_ray_workers_spread_a_catalog_over_two_servers_and_resume(server, second
     served = [_stats(s, ATTRIBUTES_MODEL)[0] - b for s, b in zip(servers, before, strict=True)]
     assert sum(served) == len(paths)
     assert min(served) >= len(paths) // 4, f"one server did almost nothing: {served}"
+
+
+def test_a_ray_run_that_cannot_reach_any_server_stops_with_a_clear_error(local_ray, tmp_path,
+                                                                         sample_photos):
+    from fashiontag.errors import FashiontagError
+    from fashiontag.serving.server import find_free_port
+    from fashiontag.tagging.ray_runner import tag_catalog_ray
+
+    settings = TagSettings(urls=(f"127.0.0.1:{find_free_port()}",))
+    with JsonlSink(tmp_path / "tags.jsonl") as sink, \
+            pytest.raises(FashiontagError, match="Ray tagging stopped"):
+        tag_catalog_ray(open_sources(sample_photos), sink, settings, workers=1)
