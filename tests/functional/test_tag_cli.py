@@ -70,7 +70,7 @@ def dirty_catalog(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 @pytest.mark.parametrize("decode", ["client", "server"])
 def test_every_file_of_a_directory_gets_one_record_and_bad_files_only_their_own_error(
-        server, dirty_catalog, tmp_path, decode):
+        server, client, dirty_catalog, tmp_path, decode):
     folder, bad = dirty_catalog
     out = tmp_path / "tags.jsonl"
     done = _tag(folder, "--out", out, "--url", server.grpc_url, "--decode", decode)
@@ -87,7 +87,7 @@ def test_every_file_of_a_directory_gets_one_record_and_bad_files_only_their_own_
         else:
             assert "error" not in r, r
             assert r["model"] and r["model_version"] == "1"
-            assert set(r["attributes"]) >= {"category", "sleeve_length"}
+            assert list(r["attributes"]) == client.taxonomy.names
     assert f"{len(all_ids) - len(bad)} done, {len(bad)} failed" in done.stderr
     assert "images/s" in done.stderr and "p99" in done.stderr
 
@@ -183,7 +183,8 @@ def test_the_run_survives_a_server_restart_and_completes(repository, tmp_path):
     assert summary["retried"] >= 1 and summary["failed"] == 0
 
 
-def test_parquet_output_has_a_row_per_image_and_resumes(server, dirty_catalog, tmp_path):
+def test_parquet_output_has_a_row_per_image_and_resumes(server, client, dirty_catalog,
+                                                        tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     folder, bad = dirty_catalog
     out = tmp_path / "tags.parquet"
@@ -192,7 +193,8 @@ def test_parquet_output_has_a_row_per_image_and_resumes(server, dirty_catalog, t
     table = pq.read_table(out)
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     assert sorted(table["id"].to_pylist()) == sorted(files)
-    assert {"category", "category_confidence", "sleeve_length"} <= set(table.column_names)
+    for name in client.taxonomy.names:
+        assert {name, f"{name}_confidence"} <= set(table.column_names)
     again = _tag(folder, "--out", out, "--format", "parquet", "--url", server.grpc_url,
                  "--resume")
     assert again.returncode == 0 and f"{len(files)} resumed" in again.stderr

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +73,21 @@ def test_a_ray_run_that_cannot_reach_any_server_stops_with_a_clear_error(local_r
     with JsonlSink(tmp_path / "tags.jsonl") as sink, \
             pytest.raises(FashiontagError, match="Ray tagging stopped"):
         tag_catalog_ray(open_sources(sample_photos), sink, settings, workers=1)
+
+
+def test_the_cli_runs_the_ray_engine_on_a_local_ray_of_its_own(server, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "tags.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-m", "fashiontag", "tag", str(root / "samples"),
+                           "--out", str(out), "--url", server.grpc_url, "--engine", "ray",
+                           "--workers", "1"], capture_output=True, text=True, timeout=300,
+                          cwd=root, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    files = [p for p in (root / "samples").rglob("*") if p.is_file()]
+    assert sorted(r["id"] for r in records) == sorted(p.relative_to(root / "samples").as_posix()
+                                                      for p in files)
+    errors = {r["id"] for r in records if "error" in r}
+    assert {"broken/truncated.jpg", "broken/not-an-image.jpg"} <= errors
+    assert errors == {"README.md", "broken/truncated.jpg", "broken/not-an-image.jpg"}
