@@ -11,6 +11,7 @@ files (temp file, fsync, atomic rename), so a part is either complete or absent.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -50,6 +51,17 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _lock(fd: int, path: Path) -> None:
+    """One writer per output: a second run appending to the same file would duplicate records.
+    The kernel drops the lock when its holder dies, even by SIGKILL."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SinkError(f"{path} is being written by another process (another "
+                        "`fashiontag tag` with the same --out?)") from None
 
 
 def _check_fresh(path: Path, resume: bool, overwrite: bool) -> None:
@@ -101,15 +113,16 @@ class JsonlSink:
             self._durable = False
             return
         _check_fresh(self.path, resume, overwrite)
-        if resume and self.path.exists():
-            self.done_ids, self.torn_bytes = read_jsonl_ids(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | (os.O_TRUNC if overwrite and not resume
-                                                          else 0)
         try:
-            self._fd = os.open(self.path, flags, 0o644)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise SinkError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+        _lock(self._fd, self.path)
+        if resume:
+            self.done_ids, self.torn_bytes = read_jsonl_ids(self.path)
+        elif overwrite:
+            os.ftruncate(self._fd, 0)
         self._durable = True
         _fsync_dir(self.path.parent)
 
@@ -167,10 +180,12 @@ class ParquetSink:
         _check_fresh(self.path, resume, overwrite)
         if self.path.exists() and not self.path.is_dir():
             raise SinkError(f"{self.path} exists and is not a folder of Parquet parts")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = os.open(self.path / ".lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        _lock(self._lock_fd, self.path)
         if overwrite and not resume:
             for part in self.path.glob("part-*.parquet"):
                 part.unlink()
-        self.path.mkdir(parents=True, exist_ok=True)
         for stale in self.path.glob(".part-*.tmp"):
             stale.unlink()  # a part whose writer died before the rename
         parts = sorted(self.path.glob("part-*.parquet"))
@@ -210,7 +225,11 @@ class ParquetSink:
         self._rows = []
 
     def close(self) -> None:
+        if self._lock_fd is None:
+            return
         self.flush()
+        os.close(self._lock_fd)
+        self._lock_fd = None
 
     def __enter__(self) -> ParquetSink:
         return self

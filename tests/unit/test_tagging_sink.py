@@ -86,3 +86,18 @@ def test_parquet_parts_hold_one_column_per_attribute_and_resume_by_id(tmp_path):
     resumed.write(_record(7))
     resumed.close()
     assert len(pq.read_table(out)) == 5
+
+
+def test_a_second_writer_on_the_same_output_is_refused(tmp_path):
+    out = tmp_path / "tags.jsonl"
+    with JsonlSink(out):
+        with pytest.raises(SinkError, match="another process"):
+            JsonlSink(out, resume=True)
+    JsonlSink(out, resume=True).close()  # free again once the first one closed
+
+
+def test_a_second_parquet_writer_is_refused_too(tmp_path):
+    pytest.importorskip("pyarrow")
+    with ParquetSink(tmp_path / "t.parquet", ["category"]):
+        with pytest.raises(SinkError, match="another process"):
+            ParquetSink(tmp_path / "t.parquet", ["category"], resume=True)
