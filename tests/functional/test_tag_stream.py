@@ -109,16 +109,22 @@ def test_a_dead_endpoint_is_avoided_and_every_image_still_comes_back(server,
 
 def test_async_stream_is_the_twin_of_the_sync_one(server, client, fashion_mnist_samples):
     items = [(p.stem, p) for p in fashion_mnist_samples]
+    ahead = []
 
-    async def lazy():
-        for item in items:
+    async def lazy(counter: CountingItems):
+        for item in counter:
             await asyncio.sleep(0)
             yield item
 
     async def run(decode: str):
+        counter = CountingItems(items)
         async with AsyncTagClient(server.grpc_url, decode=decode) as aio:
-            ordered = [r async for r in aio.tag_stream(lazy(), concurrency=4)]
+            ordered = []
+            async for r in aio.tag_stream(lazy(counter), concurrency=4):
+                counter.took()
+                ordered.append(r)
             unordered = [r async for r in aio.tag_stream(items, concurrency=4, ordered=False)]
+        ahead.append(counter.max_ahead)
         return ordered, unordered
 
     expected = {r.id: r.attributes.vector for r in client.tag_stream(items, concurrency=4)}
@@ -128,6 +134,7 @@ def test_async_stream_is_the_twin_of_the_sync_one(server, client, fashion_mnist_
         assert sorted(r.id for r in unordered) == sorted(expected)
         for r in itertools.chain(ordered, unordered):
             assert r.ok and np.allclose(r.attributes.vector, expected[r.id], atol=1e-5)
+    assert max(ahead) <= 4
 
 
 def test_bad_items_in_a_stream_are_results_not_exceptions(client, sample_photos):
