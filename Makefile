@@ -32,6 +32,7 @@ bench: model
 	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
 	$(PY) benchmarks/served_vs_inprocess.py
 	$(PY) benchmarks/runtimes.py
+	$(PY) benchmarks/tagging_throughput.py
 
 install: $(STAMP)
 

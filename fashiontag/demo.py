@@ -83,6 +83,5 @@ def run_demo(config: ServerConfig, samples: Path | None = None,
         print(f"\n{len(results)} images tagged, {failed} per-image errors; records in {out}")
         if once:
             return 0
-        print(f"\nstill serving on {server.grpc_url} (gRPC) / {server.http_url} (HTTP); "
-              "Ctrl-C to stop.", flush=True)
-        return wait_for_signal(server)
+        return wait_for_signal(server, banner=f"\nstill serving on {server.grpc_url} (gRPC) / "
+                               f"{server.http_url} (HTTP); Ctrl-C to stop.")

@@ -16,6 +16,7 @@ FEATURES = "FEATURES"  # FP32 [batch, 1280]: pooled backbone features (training 
 TAXONOMY_PARAMETER = "taxonomy"  # model config parameter holding the taxonomy JSON
 TAXONOMY_FINGERPRINT_PARAMETER = "taxonomy_fingerprint"
 PREPROCESS_PARAMETER = "preprocess"
+LIMITS_PARAMETER = "limits"  # preprocess model config parameter holding the DecodeLimits JSON
 
 #: Header that unlocks the model-repository (load/unload) API when the operator enabled model
 #: control; its value is the admin key given to the launcher. Triton prefixes the gRPC metadata

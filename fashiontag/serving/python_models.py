@@ -15,7 +15,7 @@ import numpy as np
 
 from fashiontag.errors import ImageDecodeError
 from fashiontag.images import DecodeLimits, PreprocessSpec, preprocess_bytes
-from fashiontag.protocol import IMAGE, PIXELS, PROBABILITIES
+from fashiontag.protocol import IMAGE, LIMITS_PARAMETER, PIXELS, PREPROCESS_PARAMETER, PROBABILITIES
 
 __all__ = ["PreprocessModel", "AttributesModel"]
 
@@ -52,8 +52,8 @@ class PreprocessModel:
     def initialize(self, args: dict) -> None:
         self.pb = _pb_utils()
         params = _parameters(args)
-        self.spec = PreprocessSpec.from_dict(json.loads(params["preprocess"]))
-        self.limits = DecodeLimits(**json.loads(params.get("limits", "{}")))
+        self.spec = PreprocessSpec.from_dict(json.loads(params[PREPROCESS_PARAMETER]))
+        self.limits = DecodeLimits(**json.loads(params.get(LIMITS_PARAMETER, "{}")))
 
     def _tiles(self, images: np.ndarray) -> np.ndarray:
         items = images.reshape(-1)

@@ -27,6 +27,7 @@ from fashiontag.protocol import (
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
     IMAGE,
+    LIMITS_PARAMETER,
     PIXELS,
     PREPROCESS_MODEL,
     PREPROCESS_PARAMETER,
@@ -169,7 +170,7 @@ def _preprocess_config(meta: ModelMetadata, settings: ServingSettings):
     group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_CPU")
     group.count = settings.preprocess_instances
     _params(c, {PREPROCESS_PARAMETER: json.dumps(meta.preprocess.to_dict(), sort_keys=True),
-                "limits": json.dumps(asdict(settings.limits), sort_keys=True)})
+                LIMITS_PARAMETER: json.dumps(asdict(settings.limits), sort_keys=True)})
     return c
 
 
