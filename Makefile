@@ -37,7 +37,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -c constraints.txt "torch==2.13.0" -e ".[all,dev]"
+	$(PY) -m pip install -q -c constraints.txt "torch==2.13.0" -e ".[all,dev,bench]"
 	@touch $@
 
 ## data: Fashion-MNIST from Debian's dataset-fashion-mnist package (real garment photos)
