@@ -145,21 +145,19 @@ def process_tree(pid: int) -> list:
 
 
 def stop_process_tree(process: subprocess.Popen, grace_s: float = 15.0,
-                      also: Iterable[int] = ()) -> list[int]:
+                      also: Iterable = ()) -> list[int]:
     """SIGTERM the process and every descendant by PID, wait, then SIGKILL what is left.
 
     Launchers such as TorchServe's do not forward signals to the java process and its workers,
     and Ray's daemons outlive a killed driver; so the tree is snapshotted first and every member
-    is ended by its own PID. Returns the PIDs that had to be killed.
+    is ended by its own PID. ``also``: psutil processes snapshotted earlier (psutil refuses to
+    signal a PID that was reused since). Returns the PIDs that had to be killed.
     """
     import psutil
 
     procs = process_tree(process.pid)
-    for pid in also:
-        try:
-            procs.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            pass
+    known = {p.pid for p in procs}
+    procs += [p for p in also if p.pid not in known]
     for p in procs:
         try:
             p.terminate()

@@ -60,12 +60,14 @@ def parse_stats(path: Path) -> dict:
             "max_ms": _number(row["Max Response Time"])}
 
 
-def run_locust(host: str, users: int, seconds: int, out: Path, images: Path) -> dict:
+def run_locust(host: str, users: int, seconds: int, out: Path, images: Path,
+               extra: Sequence[str] = ()) -> dict:
+    """One headless run; ``extra`` goes to locust (e.g. the locustfile's ``--model-name``)."""
     prefix = out / f"locust_u{users}"
     cmd = [str(_locust()), "-f", str(LOCUSTFILE), "--host", host, "--headless",
            "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "30",
            "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
-           "--exit-code-on-error", "0", "--images", str(images)]
+           "--exit-code-on-error", "0", "--images", str(images), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 180,
                           cwd=ROOT)
     (out / f"locust_u{users}.log").write_text(proc.stdout + proc.stderr)

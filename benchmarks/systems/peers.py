@@ -19,6 +19,7 @@ from benchmarks.common import (
     ROOT,
     BenchmarkSetupError,
     free_port,
+    process_tree,
     stop_process_tree,
     venv_bin,
     wait_http,
@@ -81,8 +82,10 @@ class _PeerSystem(System):
 
     def stop(self) -> None:
         if self.process is not None:
+            # snapshot first: a launcher that exits orphans its children, and they must go too
+            tree = process_tree(self.process.pid)
             self._before_stop()
-            stop_process_tree(self.process, grace_s=20.0)
+            stop_process_tree(self.process, grace_s=20.0, also=tree)
             self.process = None
         if self._log is not None:
             self._log.close()
