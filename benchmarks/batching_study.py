@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -52,11 +53,22 @@ def measure(model: Path, settings: ServingSettings, blobs: Sequence[bytes],
     row: dict = {"label": label(settings), "settings": system.settings, "results": {}}
     with system:
         for c in concurrencies:
+            before = system.statistics()
             result = run_closed_loop(system.target(), blobs, c, duration_s=seconds,
-                                     warmup_s=warmup_s, system=system.name)
-            row["results"][str(c)] = result.to_dict()
-        row["triton_statistics"] = system.statistics()
+                                     warmup_s=warmup_s, system=system.name).to_dict()
+            result["mean_batch"] = _mean_batches(before, system.statistics())
+            row["results"][str(c)] = result
     return row
+
+
+def _mean_batches(before: dict, after: dict) -> dict[str, float | None]:
+    """Requests per model execution during one measurement (warm-up included)."""
+    out = {}
+    for name, stats in after.items():
+        inferences = stats["inferences"] - before.get(name, {}).get("inferences", 0)
+        executions = stats["executions"] - before.get(name, {}).get("executions", 0)
+        out[name] = inferences / executions if executions else None
+    return out
 
 
 def pick(rows: list[dict], low: int = 1, high: int = 16) -> dict | None:
@@ -74,23 +86,46 @@ def pick(rows: list[dict], low: int = 1, high: int = 16) -> dict | None:
 
 def run(model: Path, blobs: Sequence[bytes], delays: Sequence[int],
         layouts: Sequence[tuple[int, int]], concurrencies: Sequence[int] = (1, 16),
-        seconds: float = 15.0, warmup_s: float = 3.0) -> dict:
-    rows = [measure(model, s, blobs, concurrencies, seconds, warmup_s)
-            for s in configurations(delays, layouts)]
-    return {"concurrencies": list(concurrencies), "seconds": seconds, "configs": rows,
-            "pick": pick(rows, concurrencies[0], concurrencies[-1])}
+        seconds: float = 15.0, warmup_s: float = 3.0, rounds: int = 1) -> dict:
+    """Each round measures every configuration once (so drift hits all of them alike);
+    a configuration's numbers are medians over rounds."""
+    configs = configurations(delays, layouts)
+    per_round = [[measure(model, s, blobs, concurrencies, seconds, warmup_s) for s in configs]
+                 for _ in range(rounds)]
+    rows = [_median_row([r[i] for r in per_round]) for i in range(len(configs))]
+    return {"concurrencies": list(concurrencies), "seconds": seconds, "rounds": rounds,
+            "configs": rows, "pick": pick(rows, concurrencies[0], concurrencies[-1])}
+
+
+def _median_row(rounds: list[dict]) -> dict:
+    row = dict(rounds[-1])
+    if len(rounds) == 1:
+        return row
+    row["rounds"] = [r["results"] for r in rounds]
+    row["results"] = {}
+    for c in rounds[0]["results"]:
+        runs = [r["results"][c] for r in rounds]
+        merged = dict(runs[-1])
+        for key in ("throughput", "p50_ms", "p90_ms", "p99_ms", "mean_ms"):
+            values = [x[key] for x in runs if x[key] is not None]
+            merged[key] = statistics.median(values) if values else None
+        merged["requests"] = sum(x["requests"] for x in runs)
+        merged["errors"] = sum(x["errors"] for x in runs)
+        row["results"][c] = merged
+    return row
 
 
 def table(study: dict) -> str:
     """Markdown: one row per configuration."""
     lo, hi = study["concurrencies"][0], study["concurrencies"][-1]
-    lines = [f"| config | c{lo} img/s | c{lo} p50 ms | c{hi} img/s | c{hi} p99 ms | mean batch |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| config | c{lo} img/s | c{lo} p50 ms | c{hi} img/s | c{hi} p50 ms | "
+             f"c{hi} p99 ms | c{hi} mean batch |", "|---|---|---|---|---|---|---|"]
     for r in study["configs"]:
         a, b = r["results"][str(lo)], r["results"][str(hi)]
-        batch = r.get("triton_statistics", {}).get("fashiontag_attributes", {}).get("mean_batch")
+        batch = b.get("mean_batch", {}).get("fashiontag_attributes")
         lines.append(f"| {r['label']} | {a['throughput']:.1f} | {_f(a['p50_ms'])} | "
-                     f"{b['throughput']:.1f} | {_f(b['p99_ms'])} | {_f(batch, 2)} |")
+                     f"{b['throughput']:.1f} | {_f(b['p50_ms'])} | {_f(b['p99_ms'])} | "
+                     f"{_f(batch, 2)} |")
     return "\n".join(lines)
 
 
@@ -103,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--delays", default=",".join(map(str, DELAYS_US)))
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -110,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         study = run(args.model, catalog_blobs(16), [0], [(1, 2)], (1, 4), 2.0, 1.0)
     else:
         study = run(args.model, catalog_blobs(200), [int(d) for d in args.delays.split(",")],
-                    LAYOUTS, (1, 16), args.seconds)
+                    LAYOUTS, (1, 16), args.seconds, rounds=args.rounds)
     out = args.out or new_results_dir()
     write_json(out / "batching_study.json", study)
     print(table(study))

@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             results["batching"] = batching_study.run(
                 fp32, catalog_blobs(args.images), batching_study.DELAYS_US,
-                batching_study.LAYOUTS, (1, 16), args.batching_seconds)
+                batching_study.LAYOUTS, (1, 16), args.batching_seconds, rounds=args.rounds)
     results["meta"]["load_avg_end"] = os.getloadavg()
     results["meta"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(out / "results.json", results)
