@@ -75,7 +75,8 @@ def _py_spy(pids_roles: dict[int, str], seconds: float, out: Path) -> dict[str, 
         except subprocess.TimeoutExpired:
             proc.kill()
         if not path.exists():
-            tops[f"{role}:{pid}"] = [f"py-spy failed: {proc.stderr.read().decode()[-300:]}"]
+            tops[f"{role}:{pid}"] = [{"error": "py-spy failed: "
+                                               f"{proc.stderr.read().decode()[-300:]}"}]
             continue
         tops[f"{role}:{pid}"] = _top_frames(path)
     return tops
@@ -91,7 +92,8 @@ def _top_frames(path: Path, n: int = 8) -> list:
             continue
         total += int(count)
         leaves[stack.split(";")[-1]] += int(count)
-    return [(frame, round(100.0 * c / total, 1)) for frame, c in leaves.most_common(n)]
+    return [{"frame": frame, "percent": round(100.0 * c / total, 1)}
+            for frame, c in leaves.most_common(n)]
 
 
 def profile(model: Path, concurrency: int, seconds: float, use_py_spy: bool, out: Path,

@@ -140,6 +140,21 @@ def markdown(results: dict) -> str:
         for name, a in cb["achieved"].items():
             lines.append(f"- {name}: {a['images_per_s']:.1f} img/s = {a['gflop_per_s']:.1f} "
                          f"GFLOP/s = {a['percent_of_peak']:.0f} % of peak")
+    prof = results.get("profile")
+    if prof:
+        lines.append("")
+        lines.append(f"Where the CPU goes (fashiontag at c{prof['concurrency']}, CPU ms per image; "
+                     f"in-process: decode+preprocess "
+                     f"{prof['in_process_cpu_ms_per_image']['decode_preprocess']:.2f} + model "
+                     f"{prof['in_process_cpu_ms_per_image']['model']:.2f} = "
+                     f"{prof['in_process_cpu_ms_per_image']['total']:.2f}):")
+        for role, ms in prof["cpu_ms_per_image"].items():
+            lines.append(f"- {role}: {ms:.2f}")
+        lines.append(f"- server total: {prof['server_cpu_ms_per_image']:.2f}")
+        for role, top in prof.get("py_spy_top_self", {}).items():
+            frames = ", ".join(f"{t['frame']} {t['percent']:.0f} %" for t in top[:3]
+                               if "frame" in t)
+            lines.append(f"- py-spy {role}: {frames or top}")
     lines.append("")
     lines.append("| goal | measured | target | met |")
     lines.append("|---|---|---|---|")

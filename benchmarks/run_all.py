@@ -4,7 +4,8 @@
 2. served systems (fashiontag per model file, Ray Serve, TorchServe) under the same closed-loop
    client and images at each concurrency, with their CPU use; ratios to in-process per round;
 3. perf_analyzer sweeps (attribute model alone and ensemble) and headless locust runs;
-4. the dynamic batching study.
+4. the dynamic batching study;
+5. a profile: CPU milliseconds per image per server process at concurrency 16, py-spy samples.
 
 Results: ``benchmarks/results/<timestamp>/`` — results.json, report.md (table + goals),
 throughput_vs_p99.png, and each tool's own files. This machine is shared: read ratios.
@@ -31,7 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import batching_study, locust_runs, perf_sweep, reference, report  # noqa: E402
+from benchmarks import (  # noqa: E402
+    batching_study,
+    locust_runs,
+    perf_sweep,
+    profile_server,
+    reference,
+    report,
+)
 from benchmarks.catalog import make_catalog  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BenchmarkSetupError,
@@ -44,7 +52,7 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.loadgen import run_closed_loop  # noqa: E402
 from benchmarks.systems import PEERS, FashiontagSystem, System  # noqa: E402
 
-PARTS = ("reference", "systems", "perf", "locust", "batching")
+PARTS = ("reference", "systems", "perf", "locust", "batching", "profile")
 
 
 def _cpu_name() -> str:
@@ -65,12 +73,15 @@ def _git_commit() -> str | None:
         return None
 
 
+def _fp32(models: dict[str, Path]) -> Path:
+    return models.get("fp32") or next(iter(models.values()))
+
+
 def make_systems(models: dict[str, Path], peers: list[str]) -> list[System]:
     """fashiontag on every model file; peers on the FP32 model (the fair, same-model match)."""
     systems: list[System] = [FashiontagSystem(path, precision)
                              for precision, path in models.items()]
-    fp32 = models.get("fp32") or next(iter(models.values()))
-    systems += [PEERS[name](fp32, "fp32") for name in peers]
+    systems += [PEERS[name](_fp32(models), "fp32") for name in peers]
     return systems
 
 
@@ -124,7 +135,7 @@ def run_tools(results: dict, args, models: dict[str, Path], out: Path) -> None:
     parts = set(args.parts)
     if not parts & {"perf", "locust"}:
         return
-    fp32 = models.get("fp32") or next(iter(models.values()))
+    fp32 = _fp32(models)
     images = make_catalog(64)[0].parent
     with FashiontagSystem(fp32) as system:
         if "perf" in parts:
@@ -208,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
     run_tools(results, args, models, out)
     if "batching" in args.parts:
         print("batching study", flush=True)
-        fp32 = models.get("fp32") or next(iter(models.values()))
+        fp32 = _fp32(models)
         if args.smoke:
             results["batching"] = batching_study.run(fp32, blobs, [0], [(1, 2)], (1, 4),
                                                      args.batching_seconds, 1.0)
@@ -216,6 +227,11 @@ def main(argv: list[str] | None = None) -> dict:
             results["batching"] = batching_study.run(
                 fp32, catalog_blobs(args.images), batching_study.DELAYS_US,
                 batching_study.LAYOUTS, (1, 16), args.batching_seconds, rounds=args.rounds)
+    if "profile" in args.parts:
+        print("profile: CPU per image per process at c16, py-spy on the stubs", flush=True)
+        fp32 = _fp32(models)
+        results["profile"] = profile_server.profile(fp32, 16, 3.0 if args.smoke else 15.0,
+                                                    True, out)
     results["meta"]["load_avg_end"] = os.getloadavg()
     results["meta"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(out / "results.json", results)

@@ -16,7 +16,14 @@ import numpy as np
 import psutil
 import pytest
 
-from benchmarks import batching_study, locust_runs, perf_sweep, reference, run_all
+from benchmarks import (
+    batching_study,
+    locust_runs,
+    perf_sweep,
+    profile_server,
+    reference,
+    run_all,
+)
 from benchmarks.catalog import make_catalog
 from benchmarks.common import catalog_blobs, model_files, process_tree
 from benchmarks.loadgen import run_closed_loop
@@ -179,6 +186,23 @@ def test_batching_study_measures_a_generated_configuration_and_picks_one(built_m
     assert row["results"]["4"]["mean_batch"]["fashiontag_attributes"] >= 1.0
     assert study["pick"]["label"] == row["label"]
     assert row["label"] in batching_study.table(study)
+
+
+# --------------------------------------------------------------------------- profile
+def test_profile_splits_server_cpu_per_image_by_process_and_samples_the_stubs(built_model,
+                                                                              tmp_path):
+    result = profile_server.profile(built_model, concurrency=4, seconds=3, use_py_spy=True,
+                                    out=tmp_path)
+    assert result["errors"] == 0 and result["throughput"] > 0
+    cpu = result["cpu_ms_per_image"]
+    for role in ("tritonserver", "stub:fashiontag_preprocess", "stub:fashiontag_attributes"):
+        assert cpu[role] > 0, cpu
+    assert result["in_process_cpu_ms_per_image"]["model"] > 0
+    samples = result["py_spy_top_self"]
+    assert samples and all("frame" in top[0] for top in samples.values()), samples
+    # the attribute stub's python time is onnxruntime's run
+    attributes = next(top for role, top in samples.items() if "fashiontag_attributes" in role)
+    assert "Session.run" in attributes[0]["frame"]
 
 
 # --------------------------------------------------------------------------- the whole suite
