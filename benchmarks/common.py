@@ -8,7 +8,6 @@ ratios, never absolute times alone.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -211,9 +210,3 @@ class CpuMeter:
         used = sum(v - self._start.get(pid, 0.0) for pid, v in end.items())
         return used / wall if wall > 0 else 0.0
 
-
-def env_without(keys: Iterable[str]) -> dict[str, str]:
-    env = dict(os.environ)
-    for key in keys:
-        env.pop(key, None)
-    return env

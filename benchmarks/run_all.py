@@ -107,28 +107,35 @@ def measure_system(system: System, blobs, concurrencies, seconds, warmup_s,
 
 
 def run_rounds(results: dict, args, models: dict[str, Path], blobs) -> None:
+    """Each round: for every system, in-process onnxruntime on the same model file is measured
+    right before it, so each ratio pairs two measurements taken under the same machine load."""
     parts = set(args.parts)
     systems = make_systems(models, args.peers) if "systems" in parts else []
     results["systems"] = [dict(s.describe(), runs=[]) for s in systems]
     results["reference"].setdefault("in_process", {})
     for round_no in range(args.rounds):
         print(f"round {round_no + 1}/{args.rounds}", flush=True)
-        best: dict[str, float] = {}
-        for precision, path in models.items():
-            ref = reference.in_process(path, blobs, args.batches)
-            results["reference"]["in_process"].setdefault(precision, []).append(ref)
-            best[precision] = ref["best_images_per_s"]
-            print(f"  in-process {precision}: best {ref['best_images_per_s']:.1f} img/s "
-                  f"(batch {ref['best_batch']}), single image p50 "
-                  f"{ref['single_image']['p50_ms']:.1f} ms", flush=True)
+        pending = {precision: path for precision, path in models.items()
+                   if not any(s.precision == precision for s in systems)}
+        for precision, path in pending.items():  # references without a system of their own
+            _reference(results, precision, path, blobs, args.batches)
         for system, record in zip(systems, results["systems"], strict=True):
+            best = _reference(results, system.precision, system.model, blobs, args.batches)
             try:
                 record["runs"] += measure_system(system, blobs, args.concurrency, args.seconds,
-                                                 args.warmup, best.get(system.precision),
-                                                 round_no)
+                                                 args.warmup, best, round_no)
             except BenchmarkSetupError as exc:
                 record.setdefault("failures", []).append(str(exc))
                 print(f"  {system.name} could not run: {exc}", file=sys.stderr, flush=True)
+
+
+def _reference(results: dict, precision: str, path: Path, blobs, batches) -> float:
+    ref = reference.in_process(path, blobs, batches)
+    results["reference"]["in_process"].setdefault(precision, []).append(ref)
+    print(f"  in-process {precision}: best {ref['best_images_per_s']:.1f} img/s "
+          f"(batch {ref['best_batch']}), single image p50 "
+          f"{ref['single_image']['p50_ms']:.1f} ms", flush=True)
+    return ref["best_images_per_s"]
 
 
 def run_tools(results: dict, args, models: dict[str, Path], out: Path) -> None:
@@ -226,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             results["batching"] = batching_study.run(
                 fp32, catalog_blobs(args.images), batching_study.DELAYS_US,
-                batching_study.LAYOUTS, (1, 16), args.batching_seconds, rounds=args.rounds)
+                batching_study.LAYOUTS, (1, 16, 64), args.batching_seconds, rounds=args.rounds,
+                extra=batching_study.EXTRA)
     if "profile" in args.parts:
         print("profile: CPU per image per process at c16, py-spy on the stubs", flush=True)
         fp32 = _fp32(models)

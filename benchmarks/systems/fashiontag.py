@@ -10,7 +10,7 @@ from pathlib import Path
 
 from benchmarks.loadgen import Target, TritonTarget
 from benchmarks.systems.base import System
-from fashiontag.protocol import ATTRIBUTES_MODEL, ENSEMBLE_MODEL, IMAGE, PIXELS, PROBABILITIES
+from fashiontag.protocol import ENSEMBLE_MODEL, IMAGE, PIXELS, PROBABILITIES
 from fashiontag.serving.repository import ServingSettings, build_repository
 from fashiontag.serving.server import ServerConfig, TritonServer
 
@@ -67,9 +67,6 @@ class FashiontagSystem(System):
         target = TritonTarget(self.grpc_url, model, input_name, PROBABILITIES, self.output_width)
         target.name = self.name if model == ENSEMBLE_MODEL else f"{self.name}:{model}"
         return target
-
-    def attributes_target(self) -> Target:
-        return self.target(ATTRIBUTES_MODEL)
 
     def pids(self) -> list[int]:
         return [self.server.process.pid] if self.server and self.server.process else []
