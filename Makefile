@@ -36,7 +36,7 @@ functional: model bench-venvs
 ## bench: the benchmark suite (~25 min on 2 cores); results in benchmarks/results/<timestamp>/.
 ## BENCH_ARGS="--rounds 3" for medians of three rounds; see benchmarks/README.md
 bench: model bench-venvs
-	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no slow suite yet
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 bench-smoke: model bench-venvs

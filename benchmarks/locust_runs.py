@@ -68,13 +68,19 @@ def run_locust(host: str, users: int, seconds: int, out: Path, images: Path,
            "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--stop-timeout", "30",
            "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
            "--exit-code-on-error", "0", "--images", str(images), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 180,
-                          cwd=ROOT)
-    (out / f"locust_u{users}.log").write_text(proc.stdout + proc.stderr)
+    log = out / f"locust_u{users}.log"
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            code = proc.wait(seconds + 120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
     stats = Path(f"{prefix}_stats.csv")
-    if proc.returncode != 0 or not stats.exists():
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-        return {"users": users, "error": f"locust exit {proc.returncode}:\n{tail}"}
+    if code != 0 or not stats.exists():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        return {"users": users, "error": f"locust exit {code}:\n{tail}"}
     result = {"users": users, "seconds": seconds, **parse_stats(stats)}
     failures = Path(f"{prefix}_failures.csv")
     if failures.exists():

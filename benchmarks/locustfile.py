@@ -38,6 +38,21 @@ ENSEMBLE_MODEL, IMAGE, PROBABILITIES = "fashiontag", "IMAGE", "PROBABILITIES"  #
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
+@events.quit.add_listener
+def _exit_even_if_grpc_hangs(exit_code: int, **_kwargs) -> None:
+    """gRPC under gevent can hang the interpreter's exit after locust has written its results
+    (seen intermittently on this machine); a real OS thread ends the process if it has not
+    exited 15 s after locust's own shutdown."""
+    from gevent import monkey
+
+    def watchdog() -> None:
+        time.sleep(15)
+        os._exit(exit_code)
+
+    real_thread = monkey.get_original("threading", "Thread")
+    real_thread(target=watchdog, daemon=True).start()
+
+
 @events.init_command_line_parser.add_listener
 def _arguments(parser) -> None:
     parser.add_argument("--images", default=os.environ.get("FASHIONTAG_BENCH_IMAGES", ""),
