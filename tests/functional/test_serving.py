@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 
 import numpy as np
@@ -107,7 +108,11 @@ def test_concurrent_requests_are_dynamically_batched(server, client, fashion_mni
     before = _stats(server, ATTRIBUTES_MODEL)
     images = [p.read_bytes() for p in fashion_mnist_samples] * 4  # 80 single-image requests
     results = list(client.tag_many(images, concurrency=32))
-    after = _stats(server, ATTRIBUTES_MODEL)
+    # Triton records a batch's statistics after its responses are sent: let the last one land
+    deadline = time.monotonic() + 10
+    while (after := _stats(server, ATTRIBUTES_MODEL))[0] - before[0] < len(images) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert all(r.ok for r in results)
     assert inferences == len(images)
