@@ -1,4 +1,9 @@
-"""PyTorch → ONNX with a dynamic batch axis, metadata, and a numeric parity check on real images."""
+"""PyTorch → ONNX with a dynamic batch axis, metadata, and a numeric parity check on real images.
+
+torch is imported only by the functions that need it: :func:`onnx_session` is what the Triton
+python model, the benchmarks and the peer servers run, and they have no use for torch (the peer
+servers' environment does not even have it).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,9 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from fashiontag import __version__
 from fashiontag.errors import ModelArtifactError
@@ -17,6 +21,9 @@ from fashiontag.export.metadata import metadata_props
 from fashiontag.protocol import PIXELS, PROBABILITIES
 from fashiontag.spec import PreprocessSpec
 from fashiontag.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["OPSET", "export_onnx", "ParityReport", "check_parity", "onnx_session"]
 
@@ -28,6 +35,7 @@ def export_onnx(module: nn.Module, path: str | Path, spec: PreprocessSpec, *,
                 info: dict | None = None) -> Path:
     """Export ``module`` (pixels → one output) with a dynamic batch axis and fashiontag metadata."""
     import onnx
+    import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +95,8 @@ def check_parity(module: nn.Module, path: str | Path, tiles: np.ndarray,
     """Compare PyTorch and onnxruntime outputs on real preprocessed images."""
     if len(tiles) == 0:
         raise ModelArtifactError("parity check needs at least one image")
+    import torch
+
     session = onnx_session(path)
     diffs, agree, total = [], 0, 0
     module = module.eval()

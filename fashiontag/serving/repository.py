@@ -61,10 +61,17 @@ SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """Knobs of the generated configs. Defaults were picked from the batching study in benchmarks/.
+    """Knobs of the generated configs. Defaults were picked from the batching study in benchmarks/
+    (``benchmarks/batching_study.py``; data and reasoning in benchmarks/README.md).
 
     ``max_queue_delay_us = 0``: a request is never held back waiting for company; under load the
-    queue fills while the model runs and batches form anyway (no fixed wait at concurrency 1).
+    queue fills while the model runs and batches form anyway (mean batch ~7 at concurrency 16),
+    so waiting bought no throughput on CPU while every 0.5/2/5 ms of delay added latency at
+    concurrency 1 (it is paid in the preprocess model too).
+    ``attribute_instances=1, attribute_threads=2``: the best concurrency-1 latency (one request
+    gets both cores) and the lower p99 at concurrency 16; 2 instances x 1 thread spent ~5 % less
+    model CPU per image but formed smaller batches, with a worse p99 and within-noise throughput.
+    ``preprocess_instances=2``: one decoding instance lowered throughput at concurrency 16.
 
     CPU: ``runtime`` (onnxruntime | openvino) runs whatever precision the model file is (FP32 or
     the QDQ INT8 file); ``attribute_threads`` intra-op threads per instance, ``graph_optimization``
