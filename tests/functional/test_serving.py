@@ -107,7 +107,6 @@ def _stats(server, model):
 def _settled_stats(server, model, timeout_s: float = 10.0):
     """Triton updates statistics just after it sends a response: wait for the counts of earlier
     tests' requests to land before taking a baseline."""
-    import time
 
     last, deadline = _stats(server, model), time.monotonic() + timeout_s
     while time.monotonic() < deadline:
