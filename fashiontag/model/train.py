@@ -40,7 +40,7 @@ class TrainConfig:
     artifacts: Path = Path("artifacts")
     fmnist_per_class: int = 600  # x2 with the inverted copies
     fmnist_invert: bool = True  # catalog photos are dark-on-light; Fashion-MNIST is light-on-dark
-    rendered_train: int = 4000
+    rendered_train: int = 6000  # photometrically augmented (model/augment.py)
     rendered_test: int = 1000
     fashionai_csv: Path | None = None
     fashionai_root: Path | None = None
@@ -74,24 +74,32 @@ def _fmnist_features(cfg: TrainConfig, extractor: FeatureExtractor, split: str,
     return cached["features"], labels
 
 
-def _rendered_features(cfg: TrainConfig, extractor: FeatureExtractor, n: int, seed: int
-                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Render in chunks (pixels never all in memory); features and labels are cached together."""
+def _rendered_features(cfg: TrainConfig, extractor: FeatureExtractor, n: int, seed: int,
+                       augment: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Render in chunks (pixels never all in memory); features and labels are cached together.
+
+    ``augment`` degrades each render photometrically (JPEG, noise, light) before preprocessing.
+    """
+    from fashiontag.model import augment as augment_lib
     from fashiontag.model.datasets import rendered
 
     def compute() -> dict[str, np.ndarray]:
         feats, labels = [], {a.name: [] for a in FASHIONAI_ATTRIBUTES}
+        rng = np.random.default_rng(seed)
         for i, start in enumerate(range(0, n, _CHUNK)):
             images, chunk_labels = rendered.render_dataset(min(_CHUNK, n - start),
                                                            seed=seed * 1000 + i)
+            if augment:
+                images = [augment_lib.photometric(img, rng) for img in images]
             feats.append(extractor(np.stack([preprocess_array(img) for img in images])))
             for name in labels:
                 labels[name].append(chunk_labels[name])
         return {"features": np.concatenate(feats),
                 **{f"label:{k}": np.concatenate(v) for k, v in labels.items()}}
 
-    key = {"n": n, "seed": seed, "spec": DEFAULT_SPEC.to_dict(),
-           "renderer": hashlib.sha1(inspect.getsource(rendered).encode()).hexdigest()}
+    key = {"n": n, "seed": seed, "spec": DEFAULT_SPEC.to_dict(), "augment": augment,
+           "renderer": hashlib.sha1(inspect.getsource(rendered).encode()).hexdigest(),
+           "augmenter": hashlib.sha1(inspect.getsource(augment_lib).encode()).hexdigest()}
     cached = cached_arrays(cfg.cache_dir, "rendered", key, compute)
     labels = {k.split(":", 1)[1]: v for k, v in cached.items() if k.startswith("label:")}
     return cached["features"], labels
@@ -161,7 +169,8 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
     report["heads"][CATEGORY.name] = summary
 
     # FashionAI heads: rendered garments (+ real FashionAI CSV when given)
-    rx, ry = _rendered_features(cfg, extractor, cfg.rendered_train, seed=cfg.seed + 1)
+    rx, ry = _rendered_features(cfg, extractor, cfg.rendered_train, seed=cfg.seed + 1,
+                                augment=True)
     tx, ty = _rendered_features(cfg, extractor, cfg.rendered_test, seed=cfg.seed + 2)
     if cfg.fashionai_csv:
         cx, cy = _fashionai_csv_features(cfg, extractor)
