@@ -9,15 +9,21 @@ from pathlib import Path
 from fashiontag.cli._common import MODEL_FILE, add_artifacts_flag
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from fashiontag.model.train import TrainConfig, train
+def _train_config(args: argparse.Namespace):
+    from fashiontag.model.train import TrainConfig
 
     cfg = TrainConfig(artifacts=args.artifacts, fashionai_csv=args.fashionai_csv,
                       fashionai_root=args.fashionai_root, seed=args.seed)
     if args.quick:
         cfg.fmnist_per_class, cfg.rendered_train, cfg.rendered_test = 100, 600, 200
         cfg.hidden_options, cfg.steps = (0,), 300
-    report = train(cfg)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fashiontag.model.train import train
+
+    report = train(_train_config(args))
     for name, head in report["heads"].items():
         print(f"{name:16s} test accuracy {head['test_accuracy']:.4f} "
               f"({head['test_examples']} examples, {head['test_set']})")
@@ -108,10 +114,10 @@ def cmd_build_repo(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """train → export → repository, skipping steps whose outputs are newer than their inputs."""
-    from fashiontag.model.train import HEADS_FILE
+    from fashiontag.model.train import HEADS_FILE, is_current
 
     heads, model = args.artifacts / HEADS_FILE, args.artifacts / MODEL_FILE
-    if args.force or not heads.exists():
+    if args.force or not is_current(_train_config(args)):
         cmd_train(args)
     if args.force or not model.exists() or model.stat().st_mtime < heads.stat().st_mtime:
         _export_fp32(args, None)

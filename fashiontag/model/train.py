@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from fashiontag.model.datasets import fashion_mnist
 from fashiontag.model.features import FeatureExtractor, cached_arrays, feature_extractor
 from fashiontag.taxonomy import CATEGORY, DEFAULT_TAXONOMY, FASHIONAI_ATTRIBUTES, Taxonomy
 
-__all__ = ["TrainConfig", "train", "HEADS_FILE", "REPORT_FILE"]
+__all__ = ["TrainConfig", "train", "training_signature", "is_current", "HEADS_FILE", "REPORT_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +140,43 @@ def _summarise(name: str, fit: heads_lib.HeadFit, feats: np.ndarray, labels: np.
     }
 
 
+def training_signature(cfg: TrainConfig) -> str:
+    """Hash of what the heads depend on: the training code and the configuration.
+
+    ``fashiontag build`` retrains when it changes, so a checkout with new training code never
+    serves heads made by the old code.
+    """
+    from fashiontag.model import augment, heads, network
+    from fashiontag.model.datasets import fashion_mnist, fashionai_csv, rendered
+
+    modules = (sys.modules[__name__], augment, heads, network, rendered, fashion_mnist,
+               fashionai_csv)
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    config = {k: str(v) for k, v in asdict(cfg).items() if k != "artifacts"}
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def is_current(cfg: TrainConfig) -> bool:
+    """True when heads exist and were trained by this code with this configuration."""
+    artifacts = Path(cfg.artifacts)
+    try:
+        report = json.loads((artifacts / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return (artifacts / HEADS_FILE).exists() and report.get("signature") == training_signature(cfg)
+
+
 def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
     """Train all heads, write ``heads.pt`` and ``training_report.json`` under ``cfg.artifacts``."""
     t0 = time.perf_counter()
     artifacts = Path(cfg.artifacts)
     extractor = feature_extractor(cfg.cache_dir)
     report: dict = {"config": {k: str(v) if isinstance(v, Path) else v
-                               for k, v in asdict(cfg).items()}, "heads": {}}
+                               for k, v in asdict(cfg).items()}, "heads": {},
+                    "signature": training_signature(cfg)}
     heads: dict = {}
 
     # category: real Fashion-MNIST photos, both polarities for training
