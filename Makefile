@@ -5,32 +5,72 @@ VENV       ?= .venv
 PY         := $(VENV)/bin/python
 ARTIFACTS  ?= artifacts
 MODEL      := $(ARTIFACTS)/fashiontag.onnx
+INT8       := $(ARTIFACTS)/fashiontag.int8.onnx
 STAMP      := $(VENV)/.installed
 FMNIST     ?= /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: run test unit functional bench install data model repository lint clean constraints
+BENCH_VENV ?= .venv-bench
+PEERS_VENV ?= .venv-peers
+BENCH_STAMP := $(BENCH_VENV)/.installed
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+.PHONY: run test unit functional bench bench-smoke bench-venvs java install data model int8 repository \
+        lint clean constraints
 
 ## run: install, build the model, start tritonserver, tag samples/ (ONCE=1 exits after the demo)
 run: model
 	$(PY) -m fashiontag demo $(if $(ONCE),--once,)
 
-## test: unit + functional tests (real tritonserver on free ports); slow suites excluded
-test: model
+## test: unit + functional tests (real tritonserver on free ports); slow suites excluded.
+## Includes a smoke run of every benchmark, so it needs the benchmark venvs (bench-venvs).
+test: model bench-venvs
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-functional: model
+functional: model bench-venvs
 	$(PY) -m pytest tests/functional -m "not slow" $(PYTEST_ARGS)
 
-## bench: benchmarks (minutes); results in benchmarks/results/<timestamp>/
-bench: model
-	$(PY) -m pytest tests -m slow $(PYTEST_ARGS)
-	$(PY) benchmarks/served_vs_inprocess.py
+## bench: the benchmark suite (~25 min on 2 cores); results in benchmarks/results/<timestamp>/.
+## BENCH_ARGS="--rounds 3" for medians of three rounds; see benchmarks/README.md
+bench: model bench-venvs
+	$(PY) -m pytest tests -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: no slow suite yet
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+	$(PY) benchmarks/runtimes.py
+	$(PY) benchmarks/tagging_throughput.py
 	$(PY) benchmarks/fewshot.py
+
+bench-smoke: model bench-venvs
+	$(PY) benchmarks/run_all.py --smoke $(BENCH_ARGS)
+
+## bench-venvs: perf_analyzer (.venv-bench) and the peer servers (.venv-peers) in their own venvs,
+## Java for TorchServe. Their pins live in constraints-bench.txt / constraints-peers.txt.
+bench-venvs: $(BENCH_STAMP) $(PEERS_STAMP) java
+
+# perf_analyzer (bundled in tritonclient 2.51) needs libb64.so.0d and libcudart.so.12; copies ship
+# in the main venv's nvidia_pytriton.libs under mangled names: link them where it looks.
+$(BENCH_STAMP): constraints-bench.txt $(STAMP)
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(BENCH_VENV)/bin/python -m pip install -q -c constraints-bench.txt "tritonclient[grpc]"
+	mkdir -p $(BENCH_VENV)/perf-libs
+	libs=$$($(PY) -c 'import pathlib, pytriton; print(pathlib.Path(pytriton.__file__).resolve().parents[1] / "nvidia_pytriton.libs")'); \
+	  ln -sf $$(ls $$libs/libb64-*.so.0d | head -1) $(BENCH_VENV)/perf-libs/libb64.so.0d && \
+	  ln -sf $$(ls $$libs/libcudart-*.so.12* | head -1) $(BENCH_VENV)/perf-libs/libcudart.so.12
+	@touch $@
+
+$(PEERS_STAMP): constraints-peers.txt pyproject.toml
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade "pip>=24"
+	$(PEERS_VENV)/bin/python -m pip install -q -c constraints-peers.txt "torch==2.13.0" -e ".[peers]"
+	@touch $@
+
+java:
+	@command -v java >/dev/null || $(SUDO) apt-get install -y -q openjdk-17-jre-headless || \
+	  ( $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jre-headless )
 
 install: $(STAMP)
 
@@ -38,7 +78,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -c constraints.txt "torch==2.13.0" -e ".[all,dev]"
+	$(PY) -m pip install -q -c constraints.txt "torch==2.13.0" -e ".[all,dev,bench]"
 	@touch $@
 
 ## data: Fashion-MNIST from Debian's dataset-fashion-mnist package (real garment photos)
@@ -50,12 +90,20 @@ $(FMNIST):
 ## model: train heads (cached features), export ONNX with parity check, generate model_repository/
 model: install data
 	$(PY) -m fashiontag build --artifacts $(ARTIFACTS)
+	@$(MAKE) --no-print-directory int8
+
+## int8: the INT8 (QDQ) model for CPUs; refused unless it stays within the accuracy bounds
+int8: $(INT8)
+$(INT8): $(MODEL)
+	$(PY) -m fashiontag export --artifacts $(ARTIFACTS) --precision int8
 
 lint: install
 	$(VENV)/bin/ruff check fashiontag tests benchmarks
 
 constraints: install
 	( sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -vi '^fashiontag' ) > constraints.new && mv constraints.new constraints.txt
+	@if [ -x $(BENCH_VENV)/bin/python ]; then ( sed -n '1,2p' constraints-bench.txt; $(BENCH_VENV)/bin/python -m pip freeze --exclude-editable ) > constraints.new && mv constraints.new constraints-bench.txt; fi
+	@if [ -x $(PEERS_VENV)/bin/python ]; then ( sed -n '1,2p' constraints-peers.txt; $(PEERS_VENV)/bin/python -m pip freeze --exclude-editable | grep -vi '^fashiontag' ) > constraints.new && mv constraints.new constraints-peers.txt; fi
 
 clean:
 	rm -rf $(ARTIFACTS) out build .pytest_cache

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -199,6 +200,7 @@ def time_to_model(artifacts: Path, per_value: int) -> dict:
         work, repository = _workspace(root, artifacts)
         config = ServerConfig(repository=repository, grpc_port=0, http_port=0, metrics_port=0,
                               model_control="explicit", log_path=root / "server.log")
+        env = {**os.environ, "FASHIONTAG_ADMIN_KEY": config.admin_key}  # the operator's key
         with TritonServer(config) as server:
             load = _Load(server.grpc_url, name)
             load.start()
@@ -208,7 +210,8 @@ def time_to_model(artifacts: Path, per_value: int) -> dict:
             add = subprocess.run(
                 [sys.executable, "-m", "fashiontag", "fewshot", "add", name, "--images",
                  str(images), "--serve-url", server.grpc_url, "--artifacts", str(work),
-                 "--repository", str(repository)], capture_output=True, text=True, cwd=ROOT)
+                 "--repository", str(repository)], capture_output=True, text=True, cwd=ROOT,
+                env=env)
             add_s = time.perf_counter() - started
             if add.returncode != 0:
                 load.stop.set()
@@ -221,7 +224,7 @@ def time_to_model(artifacts: Path, per_value: int) -> dict:
             back = subprocess.run(
                 [sys.executable, "-m", "fashiontag", "fewshot", "rollback", "--serve-url",
                  server.grpc_url, "--repository", str(repository)],
-                capture_output=True, text=True, cwd=ROOT)
+                capture_output=True, text=True, cwd=ROOT, env=env)
             rollback_s = time.perf_counter() - started
             time.sleep(2.0)
             load.stop.set()

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from fashiontag.client import TagClient, TagResult
-from fashiontag.serving.run import wait_for_signal
+from fashiontag.serving.run import stop_on_signals, wait_for_signal
 from fashiontag.serving.server import ServerConfig, TritonServer
 from fashiontag.taxonomy import CATEGORY
 
@@ -83,6 +83,7 @@ def run_demo(config: ServerConfig, samples: Path | None = None,
         print(f"\n{len(results)} images tagged, {failed} per-image errors; records in {out}")
         if once:
             return 0
-        print(f"\nstill serving on {server.grpc_url} (gRPC) / {server.http_url} (HTTP); "
-              "Ctrl-C to stop.", flush=True)
-        return wait_for_signal(server)
+        with stop_on_signals() as stop:
+            print(f"\nstill serving on {server.grpc_url} (gRPC) / {server.http_url} (HTTP); "
+                  "Ctrl-C to stop.", flush=True)
+            return wait_for_signal(server, stop=stop)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fashiontag.errors import ImageDecodeError
+from fashiontag.spec import DEFAULT_SPEC, ONNX_METADATA_KEY, PreprocessSpec
 
 __all__ = [
     "PreprocessSpec",
@@ -37,28 +38,7 @@ __all__ = [
     "ONNX_METADATA_KEY",
 ]
 
-ONNX_METADATA_KEY = "fashiontag.preprocess"
-
 cv2.setNumThreads(1)  # decode runs in many processes at once; OpenCV's own pool only contends.
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    """How pixels become model input; written into the ONNX metadata and read back from it."""
-
-    size: int = 224
-    pad_value: int = 127  # letterbox padding; (127 - mean) * scale == 0, i.e. "no signal"
-    mean: float = 127.0
-    scale: float = 1.0 / 128.0
-    layout: str = "NHWC"
-    channels: str = "RGB"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PreprocessSpec:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass(frozen=True)
@@ -79,7 +59,6 @@ class ImageHeader:
     mode: str
 
 
-DEFAULT_SPEC = PreprocessSpec()
 DEFAULT_LIMITS = DecodeLimits()
 
 # Pillow's own bomb check would raise its own exception type at a different threshold; ours is
@@ -104,12 +83,13 @@ def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
             with Image.open(io.BytesIO(data)) as img:
                 header = ImageHeader(img.format or "unknown", img.width, img.height, img.mode)
     except UnidentifiedImageError:
+        # the message never quotes input bytes: errors end up in logs
         raise ImageDecodeError(
-            f"not a recognised image: unknown format or invalid header ({size} bytes, "
-            f"starts with {bytes(data[:8])!r})"
+            f"not a recognised image: unknown format or invalid header ({size} bytes)"
         ) from None
     except Exception as exc:  # Pillow raises many types for garbage; all mean "not an image"
-        raise ImageDecodeError(f"unreadable image header ({size} bytes): {exc}") from None
+        reason = str(exc)[:120] or type(exc).__name__  # Pillow's messages describe, not quote
+        raise ImageDecodeError(f"unreadable image header ({size} bytes): {reason}") from None
     w, h = header.width, header.height
     if min(w, h) < limits.min_side:
         raise ImageDecodeError(f"image has an empty dimension ({w}x{h})")

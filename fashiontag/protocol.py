@@ -19,3 +19,15 @@ TAXONOMY_FINGERPRINT_PARAMETER = "taxonomy_fingerprint"
 TAXONOMY_MODEL_PARAMETER = "taxonomy_model"  # ensemble → the model whose config has the taxonomy
 TAXONOMY_HISTORY_PARAMETER = "taxonomies"  # JSON list: taxonomies of every version on disk
 PREPROCESS_PARAMETER = "preprocess"
+LIMITS_PARAMETER = "limits"  # preprocess model config parameter holding the DecodeLimits JSON
+
+#: Header that unlocks the model-repository (load/unload) API when the operator enabled model
+#: control; its value is the admin key given to the launcher. Triton prefixes the gRPC metadata
+#: key with "triton-grpc-protocol-"; HTTP uses the bare name.
+ADMIN_KEY_HEADER = "fashiontag-admin-key"
+GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
+
+
+def admin_headers(admin_key: str | None) -> dict[str, str]:
+    """gRPC metadata that unlocks model control on a server started with ``admin_key``."""
+    return {GRPC_ADMIN_KEY_HEADER: admin_key} if admin_key else {}

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from fashiontag.errors import FashiontagError
+from fashiontag.protocol import ADMIN_KEY_HEADER
+
+ADMIN_KEY_ENV = "FASHIONTAG_ADMIN_KEY"
 
 __all__ = ["DEFAULT_ARTIFACTS", "MODEL_FILE", "add_artifacts_flag", "add_server_flags",
-           "server_config"]
+           "server_config", "read_admin_key", "ADMIN_KEY_ENV"]
 
 DEFAULT_ARTIFACTS = Path("artifacts")
 MODEL_FILE = "fashiontag.onnx"
@@ -28,7 +32,13 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-port", type=int, default=8000)
     p.add_argument("--metrics-port", type=int, default=8002)
     p.add_argument("--model-control", choices=["none", "explicit"], default="none",
-                   help="'explicit' enables the model load/unload API (operators only)")
+                   help="'explicit' enables the model load/unload API, locked with the admin key "
+                        f"(header {ADMIN_KEY_HEADER!r}) from --admin-key-file or "
+                        f"${ADMIN_KEY_ENV}")
+    p.add_argument("--admin-key-file", type=Path,
+                   help="file holding the admin key for --model-control explicit")
+    p.add_argument("--no-watchdog", action="store_true",
+                   help="do not heal models whose python stub process died")
     p.add_argument("--tls-cert", type=Path, help="server certificate (PEM): enables gRPC TLS")
     p.add_argument("--tls-key", type=Path, help="server private key (PEM)")
     p.add_argument("--tls-client-ca", type=Path,
@@ -48,4 +58,28 @@ def server_config(args: argparse.Namespace):
     return ServerConfig(repository=args.repository or SOURCE_REPOSITORY, host=args.host,
                         grpc_port=args.grpc_port, http_port=args.http_port,
                         metrics_port=args.metrics_port, model_control=args.model_control,
-                        tls=tls, log_path=args.log_file)
+                        admin_key=_admin_key(args), tls=tls, log_path=args.log_file,
+                        watchdog=not args.no_watchdog)
+
+
+def read_admin_key(args: argparse.Namespace) -> str | None:
+    """The operator's admin key from ``--admin-key-file`` or ``$FASHIONTAG_ADMIN_KEY``."""
+    if getattr(args, "admin_key_file", None):
+        try:
+            return args.admin_key_file.read_text().strip() or None
+        except OSError as exc:
+            raise FashiontagError(f"cannot read the admin key file: {exc.strerror}") from None
+    return os.environ.get(ADMIN_KEY_ENV, "").strip() or None
+
+
+def _admin_key(args: argparse.Namespace) -> str | None:
+    """The operator's secret for model control; never generated silently, never logged."""
+    if args.model_control != "explicit":
+        return None
+    key = read_admin_key(args) or ""
+    if len(key) < 16:
+        raise FashiontagError(
+            f"--model-control explicit needs an admin key of at least 16 characters in "
+            f"--admin-key-file or ${ADMIN_KEY_ENV}; clients send it as the {ADMIN_KEY_HEADER!r} "
+            "header to load/unload models")
+    return key

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fashiontag.cli._common import add_artifacts_flag
+from fashiontag.cli._common import add_artifacts_flag, read_admin_key
 from fashiontag.errors import FashiontagError
 
 
@@ -27,7 +27,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise FashiontagError(f"--views: {sorted(unknown) or 'original missing'}; known: "
                               f"{VIEWS} (original must be one of them)")
     cfg = AddConfig(name=args.name, images=tuple(args.images), artifacts=args.artifacts,
-                    repository=_repository(args), serve_url=args.serve_url, pool=args.pool,
+                    repository=_repository(args), serve_url=args.serve_url,
+                    admin_key=read_admin_key(args) if args.serve_url else None, pool=args.pool,
                     views=views, force=args.force, description=args.description,
                     requirements=DataRequirements(min_per_value=args.min_per_value,
                                                   max_imbalance=args.max_imbalance))
@@ -84,7 +85,8 @@ def _switch(args: argparse.Namespace, version: int | None) -> int:
     versions = ModelVersions(_repository(args))
     current = versions.served()
     target = versions.previous() if version is None else version
-    versions.switch(target, args.serve_url)
+    versions.switch(target, args.serve_url,
+                    admin_key=read_admin_key(args) if args.serve_url else None)
     state = f"loaded by {args.serve_url}" if args.serve_url else "served after the next start"
     print(f"fashiontag_attributes: version {current} → {target} ({state})")
     return 0
@@ -104,6 +106,9 @@ def _repository_flags(p: argparse.ArgumentParser, serve: bool = True) -> None:
         p.add_argument("--serve-url", metavar="HOST:PORT",
                        help="gRPC address of a server started with --model-control explicit: "
                             "switch it live (in-flight requests complete)")
+        p.add_argument("--admin-key-file", type=Path,
+                       help="the operator's admin key that server locks model control with "
+                            "(default: $FASHIONTAG_ADMIN_KEY)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

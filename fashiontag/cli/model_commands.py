@@ -9,8 +9,8 @@ from pathlib import Path
 from fashiontag.cli._common import MODEL_FILE, add_artifacts_flag
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from fashiontag.model.train import TrainConfig, train
+def _train_config(args: argparse.Namespace):
+    from fashiontag.model.train import TrainConfig
 
     cfg = TrainConfig(artifacts=args.artifacts, fashionai_csv=args.fashionai_csv,
                       fashionai_root=args.fashionai_root, seed=args.seed,
@@ -18,7 +18,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.quick:
         cfg.fmnist_per_class, cfg.rendered_train, cfg.rendered_test = 100, 600, 200
         cfg.hidden_options, cfg.steps = (0,), 300
-    report = train(cfg)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from fashiontag.model.train import train
+
+    report = train(_train_config(args))
     for name, head in report["heads"].items():
         print(f"{name:16s} test accuracy {head['test_accuracy']:.4f} "
               f"({head['test_examples']} examples, {head['test_set']})")
@@ -27,36 +33,92 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.engine == "tensorrt":
+        return _export_tensorrt(args)
+    fp32 = args.artifacts / MODEL_FILE
+    if args.precision == "fp32" or not fp32.exists():
+        _export_fp32(args, args.out if args.precision == "fp32" else None)
+    if args.precision != "fp32":
+        _export_reduced(args, fp32)
+    return 0
+
+
+def _export_fp32(args: argparse.Namespace, out: Path | None) -> None:
     from fashiontag.export.attribute_model import export_attribute_model
     from fashiontag.model.train import HEADS_FILE, REPORT_FILE
 
-    out = args.out or args.artifacts / MODEL_FILE
+    out = out or args.artifacts / MODEL_FILE
     result = export_attribute_model(args.artifacts / HEADS_FILE, out,
                                     training_report=args.artifacts / REPORT_FILE)
     (args.artifacts / "export_report.json").write_text(json.dumps(result.to_dict(), indent=2))
     p = result.parity
     print(f"exported {out}: parity on {p.images} real images, max |torch - onnxruntime| = "
           f"{p.max_abs_diff:.2e}, top-1 agreement {p.argmax_agreement:.4f}")
+
+
+def _export_reduced(args: argparse.Namespace, fp32: Path) -> None:
+    from fashiontag.export.calibration import CalibrationSet
+    from fashiontag.export.precision import CHECK_SIZES, export_precision
+    from fashiontag.runtimes import RuntimeOptions
+
+    default_fmnist, default_rendered = CHECK_SIZES[args.precision]
+    sizes = (args.check_images if args.check_images is not None else default_fmnist,
+             args.check_rendered if args.check_rendered is not None else default_rendered)
+    cal = CalibrationSet(fashion_mnist=args.calibration_images * 2 // 3,
+                         rendered=args.calibration_images - args.calibration_images * 2 // 3)
+    result = export_precision(
+        fp32, args.precision, args.out, calibration=cal,
+        check_runtime=RuntimeOptions(runtime=args.check_runtime), check_sizes=sizes,
+        report_path=args.artifacts / f"{args.precision}_report.json")
+    c = result.check
+    agreement = ", ".join(f"{k} {v:.3f}" for k, v in c.agreement.items())
+    print(f"exported {result.path} ({args.precision}, checked with {c.runtime}): category "
+          f"accuracy {c.category_accuracy_candidate:.4f} vs fp32 "
+          f"{c.category_accuracy_reference:.4f} on {c.category_images} Fashion-MNIST test "
+          f"images; top-1 agreement with fp32: {agreement}")
+
+
+def _export_tensorrt(args: argparse.Namespace) -> int:
+    from fashiontag.export.quantize import precision_path
+    from fashiontag.export.tensorrt import build_engine
+    from fashiontag.protocol import ATTRIBUTES_MODEL
+
+    precision = "fp16" if args.precision == "fp32" and not args.explicit_fp32 else args.precision
+    source = args.onnx or args.artifacts / MODEL_FILE
+    if precision == "int8" and args.onnx is None and precision_path(source, "int8").exists():
+        source = precision_path(source, "int8")  # the checked QDQ file: explicit quantization
+    out_dir = (args.repository / ATTRIBUTES_MODEL / "1") if args.repository else \
+        args.artifacts / "engines"
+    result = build_engine(source, out_dir, precision, max_batch_size=args.max_batch_size,
+                          opt_batch=args.opt_batch)
+    print(f"TensorRT {result.precision} engine for compute capability "
+          f"{result.compute_capability} ({result.gpu}): {result.path} in {result.seconds} s")
     return 0
 
 
 def cmd_build_repo(args: argparse.Namespace) -> int:
     from fashiontag.serving.repository import SOURCE_REPOSITORY, ServingSettings, build_repository
 
-    settings = ServingSettings(target=args.target, gpu_platform=args.gpu_platform)
+    kwargs = {"runtime": args.runtime}
+    if args.threads is not None:
+        kwargs["attribute_threads"] = args.threads
+    if args.instances is not None:
+        kwargs["attribute_instances"] = args.instances
+    settings = ServingSettings(target=args.target, gpu_platform=args.gpu_platform, **kwargs)
     repo = build_repository(args.model or args.artifacts / MODEL_FILE,
                             args.repository or SOURCE_REPOSITORY, settings,
                             engine_path=args.engine)
-    print(f"model repository ({args.target}) written to {repo}")
+    flavour = args.runtime if args.target == "cpu" else args.gpu_platform
+    print(f"model repository ({args.target}, {flavour}) written to {repo}")
     return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """train → export → repository, skipping steps whose outputs are newer than their inputs."""
-    from fashiontag.model.train import HEADS_FILE
+    from fashiontag.model.train import HEADS_FILE, is_current
 
     heads, model = args.artifacts / HEADS_FILE, args.artifacts / MODEL_FILE
-    if args.force or not heads.exists():
+    if args.force or not is_current(_train_config(args)):
         cmd_train(args)
     elif not args.no_colour:
         from fashiontag.colour.head import ensure_colour_head
@@ -64,9 +126,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         if ensure_colour_head(heads):  # heads trained before the colour attribute existed
             print(f"added the colour head to {heads}")
     if args.force or not model.exists() or model.stat().st_mtime < heads.stat().st_mtime:
-        args.out = None
-        cmd_export(args)
+        _export_fp32(args, None)
     args.model, args.target, args.gpu_platform, args.engine = None, "cpu", "onnxruntime_onnx", None
+    args.runtime, args.threads, args.instances = "onnxruntime", None, None
     return cmd_build_repo(args)
 
 
@@ -83,16 +145,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     _training_flags(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("export", help="export backbone + heads to ONNX, check parity")
+    p = sub.add_parser("export", help="export backbone + heads to ONNX (fp32, int8, fp16) or "
+                                      "a TensorRT engine; every variant is checked")
     add_artifacts_flag(p)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, help="ONNX path (default artifacts/fashiontag[.P].onnx)")
+    p.add_argument("--precision", choices=["fp32", "int8", "fp16"], default="fp32",
+                   help="int8: static QDQ for CPUs; fp16: an FP16 ONNX for GPU runtimes")
+    p.add_argument("--engine", choices=["onnx", "tensorrt"], default="onnx",
+                   help="tensorrt: build model_smXY.plan on this GPU (fp16 unless --precision)")
+    p.add_argument("--check-runtime", choices=["onnxruntime", "openvino"],
+                   default="onnxruntime", help="runtime the int8/fp16 check runs the file in")
+    p.add_argument("--check-images", type=int,
+                   help="Fashion-MNIST test images for the check (default: int8 all 10,000)")
+    p.add_argument("--check-rendered", type=int, help="held-out rendered garments for the check")
+    p.add_argument("--calibration-images", type=int, default=384,
+                   help="real training images calibrating INT8 (2/3 Fashion-MNIST, 1/3 rendered)")
+    p.add_argument("--onnx", type=Path, help="tensorrt: source ONNX (default: the export)")
+    p.add_argument("--repository", type=Path,
+                   help="tensorrt: write the engine into this model repository")
+    p.add_argument("--max-batch-size", type=int, default=64, help="tensorrt profile max")
+    p.add_argument("--opt-batch", type=int, default=32, help="tensorrt profile optimum")
+    p.add_argument("--explicit-fp32", action="store_true",
+                   help="tensorrt: build an FP32 engine (default fp16 for --precision fp32)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("build-repo", help="generate the Triton model repository")
     add_artifacts_flag(p)
-    p.add_argument("--model", type=Path, help="exported ONNX (default artifacts/fashiontag.onnx)")
+    p.add_argument("--model", type=Path,
+                   help="exported ONNX, any precision (default artifacts/fashiontag.onnx)")
     p.add_argument("--repository", type=Path)
     p.add_argument("--target", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime",
+                   help="CPU runtime of the attribute model")
+    p.add_argument("--threads", type=int, help="intra-op threads per attribute model instance")
+    p.add_argument("--instances", type=int, help="attribute model instances")
     p.add_argument("--gpu-platform", choices=["onnxruntime_onnx", "tensorrt_plan"],
                    default="onnxruntime_onnx")
     p.add_argument("--engine", type=Path, help="TensorRT plan for --gpu-platform tensorrt_plan")

@@ -11,8 +11,9 @@ responses each with their own labels (:class:`TaxonomyBook`); an unknown id trig
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,21 @@ import numpy as np
 
 from fashiontag.client.errors import ClientError, InvalidImageError, ModelNotReadyError, translate
 from fashiontag.client.results import AttributeSet, TagResult, decode_probabilities
+from fashiontag.errors import ImageDecodeError
+from fashiontag.images import (
+    DEFAULT_LIMITS,
+    DEFAULT_SPEC,
+    DecodeLimits,
+    PreprocessSpec,
+    preprocess_bytes,
+)
 from fashiontag.protocol import (
+    ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
     IMAGE,
+    LIMITS_PARAMETER,
+    PIXELS,
+    PREPROCESS_PARAMETER,
     PROBABILITIES,
     TAXONOMY_HISTORY_PARAMETER,
     TAXONOMY_ID,
@@ -32,8 +45,18 @@ from fashiontag.protocol import (
 )
 from fashiontag.taxonomy import Taxonomy, TaxonomyError
 
-__all__ = ["ClientOptions", "ImageItem", "normalise_item", "image_inputs", "taxonomy_from_config",
-           "to_result", "TaxonomyBook", "UnknownTaxonomyError", "taxonomy_source"]
+__all__ = ["ClientOptions", "ImageItem", "Preparer", "item_id", "normalise_item", "image_inputs",
+           "pixel_inputs", "preparer_from_config", "taxonomy_from_config", "to_result",
+           "DECODE_MODES", "TaxonomyBook", "UnknownTaxonomyError", "taxonomy_source"]
+
+#: Where JPEG/PNG decoding happens: "server" sends encoded bytes to the ensemble, "client"
+#: decodes + letterboxes here and sends uint8 tiles straight to the attribute model.
+DECODE_MODES = ("server", "client")
+
+# gRPC's default reconnect back-off grows to 120 s; a restarted server should be found in ~1 s.
+_RECONNECT_ARGS = [("grpc.initial_reconnect_backoff_ms", 250),
+                   ("grpc.min_reconnect_backoff_ms", 250),
+                   ("grpc.max_reconnect_backoff_ms", 2000)]
 
 #: What ``tag_many`` accepts per item: bytes, a path, or ``(id, bytes | path)``.
 ImageItem = bytes | bytearray | memoryview | str | Path | tuple
@@ -41,20 +64,64 @@ ImageItem = bytes | bytearray | memoryview | str | Path | tuple
 
 @dataclass(frozen=True)
 class ClientOptions:
-    url: str = "127.0.0.1:8001"
-    model: str = ENSEMBLE_MODEL
+    """``url`` may name several servers (a sequence, or ``"host:port,host:port"``); streams then
+    spread requests over them (``balance``: ``"least_loaded"`` or ``"round_robin"``)."""
+
+    url: str | Sequence[str] = "127.0.0.1:8001"
+    model: str = ENSEMBLE_MODEL  # takes encoded images (decode="server")
     timeout_s: float = 30.0  # per request, enforced by the client
     ssl: bool = False
     root_certificates: str | None = None  # CA bundle (PEM path) to verify the server
     private_key: str | None = None  # client key (PEM path), for mutual TLS
     certificate_chain: str | None = None  # client certificate (PEM path), for mutual TLS
+    decode: str = "server"  # see DECODE_MODES
+    pixels_model: str = ATTRIBUTES_MODEL  # takes uint8 tiles (decode="client")
+    balance: str = "least_loaded"
 
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"url": self.url}
+    def __post_init__(self) -> None:
+        if self.decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {DECODE_MODES}, got {self.decode!r}")
+        if self.balance not in ("least_loaded", "round_robin"):
+            raise ValueError(f"balance must be least_loaded or round_robin, got {self.balance!r}")
+        if not self.urls:
+            raise ValueError("at least one server URL is needed")
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        parts = self.url.split(",") if isinstance(self.url, str) else list(self.url)
+        return tuple(u.strip() for u in parts if u and u.strip())
+
+    @property
+    def served_model(self) -> str:
+        """The model requests go to: the ensemble, or the attribute model for client decode."""
+        return self.model if self.decode == "server" else self.pixels_model
+
+    def client_kwargs(self, url: str | None = None) -> dict[str, Any]:
+        from tritonclient.grpc import KeepAliveOptions
+        from tritonclient.grpc._client import MAX_GRPC_MESSAGE_SIZE
+
+        keepalive = KeepAliveOptions()
+        channel_args = [
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+            ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+            *_RECONNECT_ARGS,
+        ]
+        kwargs: dict[str, Any] = {"url": url or self.urls[0], "channel_args": channel_args}
         if self.ssl:
             kwargs.update(ssl=True, root_certificates=self.root_certificates,
                           private_key=self.private_key, certificate_chain=self.certificate_chain)
         return kwargs
+
+
+def item_id(item: ImageItem, index: int) -> str:
+    """The id a result will carry: ``id`` of an ``(id, image)`` pair, a path, or the index."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return str(item[0])
+    return str(item) if isinstance(item, (str, Path)) else str(index)
 
 
 def normalise_item(item: ImageItem, index: int) -> tuple[str, bytes]:
@@ -62,23 +129,23 @@ def normalise_item(item: ImageItem, index: int) -> tuple[str, bytes]:
     if isinstance(item, tuple):
         if len(item) != 2:
             raise InvalidImageError(f"item {index}: expected (id, image), got a {len(item)}-tuple")
-        item_id, payload = str(item[0]), item[1]
+        payload = item[1]
     else:
         payload = item
-        item_id = str(item) if isinstance(item, (str, Path)) else str(index)
+    identity = item_id(item, index)
     if isinstance(payload, (str, Path)):
         try:
             payload = Path(payload).read_bytes()
         except OSError as exc:
             raise InvalidImageError(f"cannot read {payload}: {exc.strerror or exc}") from None
     if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise InvalidImageError(f"item {item_id}: expected bytes or a path, "
+        raise InvalidImageError(f"item {identity}: expected bytes or a path, "
                                 f"got {type(payload).__name__}")
-    return item_id, bytes(payload)
+    return identity, bytes(payload)
 
 
 def image_inputs(images: list[bytes]) -> list:
-    """The one place a request is built: a BYTES tensor ``[len(images), 1]``."""
+    """A request for the ensemble: a BYTES tensor ``[len(images), 1]`` of encoded images."""
     from tritonclient.grpc import InferInput
 
     if any(len(b) == 0 for b in images):
@@ -86,6 +153,81 @@ def image_inputs(images: list[bytes]) -> list:
     tensor = InferInput(IMAGE, [len(images), 1], "BYTES")
     tensor.set_data_from_numpy(np.array(images, dtype=np.object_).reshape(-1, 1))
     return [tensor]
+
+
+def pixel_inputs(tiles: list[np.ndarray] | np.ndarray) -> list:
+    """A request for the attribute model: a UINT8 tensor ``[N, size, size, 3]`` of tiles."""
+    from tritonclient.grpc import InferInput
+
+    batch = tiles if isinstance(tiles, np.ndarray) else np.stack(tiles)
+    tensor = InferInput(PIXELS, list(batch.shape), "UINT8")
+    tensor.set_data_from_numpy(np.ascontiguousarray(batch, dtype=np.uint8))
+    return [tensor]
+
+
+def read_limited(path: str | Path, max_bytes: int) -> bytes:
+    """Read a file, refusing (before reading) one larger than the server would accept."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise InvalidImageError(f"{path} is {size} bytes, above the limit of {max_bytes}")
+            return f.read()
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class Preparer:
+    """Turns one input item into a request payload: encoded bytes (``decode="server"``) or a
+    letterboxed uint8 tile made by :func:`fashiontag.images.preprocess_bytes` (``"client"``).
+
+    Raises :class:`InvalidImageError` for items that cannot become a request, so the caller can
+    report them per item without asking the server.
+    """
+
+    decode: str = "server"
+    spec: PreprocessSpec = DEFAULT_SPEC
+    limits: DecodeLimits = DEFAULT_LIMITS
+
+    def __call__(self, item: ImageItem, index: int) -> tuple[str, bytes | np.ndarray]:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (str, Path)):
+            item = (item[0], read_limited(item[1], self.limits.max_bytes))
+        elif isinstance(item, (str, Path)):
+            item = (str(item), read_limited(item, self.limits.max_bytes))
+        identity, data = normalise_item(item, index)
+        if not data:
+            raise InvalidImageError("empty input: 0 bytes")
+        if self.decode == "server":
+            return identity, data
+        try:
+            return identity, preprocess_bytes(data, self.spec, self.limits)
+        except ImageDecodeError as exc:
+            raise InvalidImageError(str(exc)) from None
+
+    def inputs(self, payloads: list) -> list:
+        """The one place a request is built from prepared payloads."""
+        return image_inputs(payloads) if self.decode == "server" else pixel_inputs(payloads)
+
+
+def preparer_from_config(decode: str, config: dict | None) -> Preparer:
+    """A :class:`Preparer` using the preprocessing spec and decode limits the server declares
+    (the preprocess model's config, generated from the ONNX metadata), so client-side decoding
+    makes exactly the tiles the server would make."""
+    if config is None:
+        if decode == "client":
+            raise ModelNotReadyError("client-side decoding needs the server's preprocessing spec "
+                                     "(the preprocess model's config) and could not read it")
+        return Preparer(decode)
+    params = config.get("config", config).get("parameters", {})
+    try:
+        spec = PreprocessSpec.from_dict(json.loads(params[PREPROCESS_PARAMETER]["string_value"]))
+        limits_text = params.get(LIMITS_PARAMETER, {}).get("string_value", "{}")
+        limits = DecodeLimits(**json.loads(limits_text))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelNotReadyError(f"unreadable preprocessing spec in the server's config: {exc}"
+                                 ) from None
+    return Preparer(decode, spec, limits)
 
 
 def requested_outputs(with_ids: bool = False) -> list:
@@ -184,7 +326,7 @@ def model_identity(result) -> tuple[str | None, str | None]:
 
 
 def to_result(item_id: str, result, error: Exception | None,
-              decode: Callable[[Any], list[AttributeSet]], started: float,
+              decode: Callable[[Any], list[AttributeSet]] | None, started: float,
               ended: float | None = None) -> TagResult:
     """A response or an error → :class:`TagResult` (errors become per-image records)."""
     latency = ((ended or time.perf_counter()) - started) * 1000.0

@@ -113,8 +113,9 @@ class TagResult:
     error_type: str | None = None
     model: str | None = None
     model_version: str | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # from entering the client to the result, retries included
     extra: dict = field(default_factory=dict)
+    attempts: int = 1  # requests sent for this image (>1 after retries)
 
     @property
     def ok(self) -> bool:

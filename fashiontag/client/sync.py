@@ -1,29 +1,49 @@
-"""Blocking gRPC client: ``tag`` one image, ``tag_many`` a stream with bounded concurrency."""
+"""Blocking gRPC client: ``tag`` one image, ``tag_stream`` a catalog with bounded concurrency."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import queue
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 from fashiontag.client._common import (
     ClientOptions,
     ImageItem,
+    Preparer,
     TaxonomyBook,
     UnknownTaxonomyError,
     config_json,
-    image_inputs,
-    normalise_item,
+    item_id,
+    preparer_from_config,
     requested_outputs,
     taxonomy_source,
     to_result,
 )
+from fashiontag.client._stream import Balancer, Reorderer, RetryPolicy
 from fashiontag.client.errors import ClientError, translate
 from fashiontag.client.results import AttributeSet, TagResult
+from fashiontag.protocol import PREPROCESS_MODEL
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["TagClient"]
+
+
+@dataclass
+class _Task:
+    """One image on its way through ``tag_stream``."""
+
+    index: int
+    item: Any
+    started: float
+    id: str = ""
+    inputs: list | None = None
+    attempts: int = 0
+    endpoint: int = 0
 
 
 class TagClient:
@@ -32,6 +52,8 @@ class TagClient:
     The taxonomy is read from the served model's config on first use and re-read when a response
     comes from a model version this client does not know yet (a hot reload), so labels always
     come from the model version that answered.
+    With ``decode="client"`` images are decoded and letterboxed here and sent as uint8 tiles to the
+    attribute model (see :class:`ClientOptions`); several URLs spread a stream over servers.
 
     Example::
 
@@ -45,14 +67,18 @@ class TagClient:
         from tritonclient.grpc import InferenceServerClient
 
         self.options = options or ClientOptions(url=url, **kwargs)
-        self._client = InferenceServerClient(**self.options.client_kwargs())
+        self._clients = [InferenceServerClient(**self.options.client_kwargs(u))
+                         for u in self.options.urls]
+        self._client = self._clients[0]  # metadata and single requests
         self._book = TaxonomyBook()
+        self._preparer: Preparer | None = None
 
     # ----------------------------------------------------------------- server
     def is_ready(self) -> bool:
+        """True when every endpoint is ready to serve the model requests go to."""
         try:
-            return bool(self._client.is_server_ready()
-                        and self._client.is_model_ready(self.options.model))
+            return all(c.is_server_ready() and c.is_model_ready(self.options.served_model)
+                       for c in self._clients)
         except Exception:
             return False
 
@@ -73,14 +99,15 @@ class TagClient:
 
     def refresh_taxonomy(self) -> Taxonomy:
         """Re-read the served taxonomies (the current one and those of other versions on disk)."""
+        model = self.options.served_model
         try:
-            config = config_json(self._client.get_model_config(self.options.model, as_json=True))
+            config = config_json(self._client.get_model_config(model, as_json=True))
             source = taxonomy_source(config)
             holder = config if source is None else config_json(
                 self._client.get_model_config(source, as_json=True))
         except Exception as exc:
             raise translate(exc) from None
-        return self._book.load(config, holder, source or self.options.model)
+        return self._book.load(config, holder, source or model)
 
     def _decode(self, result) -> list[AttributeSet]:
         try:
@@ -89,10 +116,25 @@ class TagClient:
             self.refresh_taxonomy()
             return self._book.decode(result)
 
+    @property
+    def preparer(self) -> Preparer:
+        """How items become requests; for client-side decoding, built from the server's spec."""
+        if self._preparer is None:
+            try:
+                config = self._client.get_model_config(PREPROCESS_MODEL, as_json=True)
+            except Exception as exc:
+                if self.options.decode == "client" or translate(exc).retryable:
+                    raise translate(exc) from None
+                config = None  # server-side decoding works without it: default read limits
+            self._preparer = preparer_from_config(self.options.decode, config)
+        return self._preparer
+
     # ----------------------------------------------------------------- tagging
     def _infer(self, images: list[bytes]):
+        prepare = self.preparer
+        payloads = [prepare(image, i)[1] for i, image in enumerate(images)]
         try:
-            return self._client.infer(self.options.model, image_inputs(images),
+            return self._client.infer(self.options.served_model, prepare.inputs(payloads),
                                       outputs=requested_outputs(self._book.with_ids),
                                       client_timeout=self.options.timeout_s)
         except Exception as exc:
@@ -109,52 +151,130 @@ class TagClient:
 
     def tag_many(self, items: Iterable[ImageItem], concurrency: int = 8) -> Iterator[TagResult]:
         """Results in input order, at most ``concurrency`` requests in flight; one result per item,
-        with ``error`` set for images that failed (the stream goes on)."""
+        with ``error`` set for images that failed (the stream goes on). No retries: see
+        :meth:`tag_stream`."""
+        return self.tag_stream(items, concurrency=concurrency, ordered=True, retries=0)
+
+    def tag_stream(self, items: Iterable[ImageItem], *, concurrency: int = 16,
+                   ordered: bool = True, retries: int = 8, backoff_s: float = 0.25,
+                   max_backoff_s: float = 8.0, load_threads: int = 2) -> Iterator[TagResult]:
+        """Tag an iterable of any length: exactly one :class:`TagResult` per item.
+
+        Items are ``(id, bytes | path)`` pairs, or bare bytes/paths. At most ``concurrency``
+        items are between being pulled from ``items`` and being yielded (reading, decoding,
+        in flight, waiting to retry or, with ``ordered=True``, waiting for an earlier item), so
+        memory stays flat whatever the catalog size and a slow consumer slows the reading.
+        ``ordered=False`` yields results as they finish. Errors marked retryable (server down or
+        restarting, queue full, deadline exceeded) are retried ``retries`` times with exponential
+        back-off and jitter; bad inputs become error results, never exceptions. Files are read
+        (and, with ``decode="client"``, decoded) on ``load_threads`` threads.
+        """
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        self.taxonomy  # noqa: B018
-        pending: deque[tuple[str, float, Future]] = deque()
-        for index, item in enumerate(items):
-            pending.append(self._submit(index, item))
-            while len(pending) >= concurrency:
-                yield self._finish(*pending.popleft())
-        while pending:
-            yield self._finish(*pending.popleft())
+        policy = RetryPolicy(retries, backoff_s, max_backoff_s)
+        self.taxonomy  # noqa: B018 - read the taxonomy (and the outputs to ask for) first
+        prepare = self.preparer
+        balancer = Balancer(len(self._clients), self.options.balance)
+        return self._stream(iter(items), concurrency, ordered, policy, prepare, balancer,
+                            max(1, load_threads))
 
-    def _submit(self, index: int, item: ImageItem) -> tuple[str, float, Future]:
-        """Send one request; the future holds ``(result, error, finished_at)``. Decoding happens
-        in the caller's thread (it may need to re-read the taxonomy, a blocking call)."""
-        future: Future = Future()
-        started = time.perf_counter()
-        item_id = str(index)
+    def _stream(self, items: Iterator, concurrency: int, ordered: bool, policy: RetryPolicy,
+                prepare: Preparer, balancer: Balancer, load_threads: int
+                ) -> Iterator[TagResult]:
+        # One thread (this generator) owns every decision; loaders and gRPC callbacks only post
+        # events to `events`. Retries wait in `delayed` (a heap of due times) on the same loop.
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        delayed: list = []
+        tie = itertools.count()
+        reorder = Reorderer() if ordered else None
+        pool = ThreadPoolExecutor(load_threads, thread_name_prefix="fashiontag-load")
+        active, index, exhausted = 0, 0, False
         try:
-            item_id, data = normalise_item(item, index)
-            inputs = image_inputs([data])
+            while True:
+                while active < concurrency and not exhausted:
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    task = _Task(index, item, time.perf_counter(), id=item_id(item, index))
+                    index += 1
+                    active += 1
+                    pool.submit(self._load, task, prepare, events)
+                if active == 0:
+                    return
+                wait = max(0.0, delayed[0][0] - time.monotonic()) if delayed else None
+                try:
+                    kind, task, payload = events.get(timeout=wait)
+                except queue.Empty:
+                    kind = None
+                while delayed and delayed[0][0] <= time.monotonic():
+                    self._send(heapq.heappop(delayed)[2], balancer, events)
+                if kind == "loaded":
+                    self._send(task, balancer, events)
+                    continue
+                if kind == "reply":
+                    result, error = payload
+                    if error is not None:
+                        error = translate(error)
+                        if policy.should_retry(error, task.attempts):
+                            due = time.monotonic() + policy.delay(task.attempts)
+                            heapq.heappush(delayed, (due, next(tie), task))
+                            continue
+                    # decoded here, on the consumer's thread: an unknown taxonomy id re-reads
+                    # the configs, a blocking call that must not run on a gRPC callback thread
+                    payload = to_result(task.id, result, error, self._decode, task.started)
+                elif kind is None:
+                    continue
+                payload.attempts = max(1, task.attempts)
+                ready = reorder.push(task.index, payload) if reorder is not None else [payload]
+                for done in ready:
+                    active -= 1
+                    yield done
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _load(task: _Task, prepare: Preparer, events: queue.SimpleQueue) -> None:
+        try:
+            task.id, payload = prepare(task.item, task.index)
+            task.inputs = prepare.inputs([payload])
         except ClientError as exc:
-            future.set_result((None, exc, time.perf_counter()))
-            return item_id, started, future
+            events.put(("done", task, to_result(task.id, None, exc, None, task.started)))
+            return
+        except Exception as exc:  # a loader bug must still end in exactly one result
+            events.put(("done", task, to_result(task.id, None, ClientError(
+                f"could not prepare item: {exc}"), None, task.started)))
+            return
+        finally:
+            task.item = None  # the payload lives in task.inputs now; drop the raw item
+        events.put(("loaded", task, None))
 
-        def done(result, error) -> None:
-            future.set_result((result, error, time.perf_counter()))
+    def _send(self, task: _Task, balancer: Balancer, events: queue.SimpleQueue) -> None:
+        endpoint = balancer.acquire()
+        task.endpoint, task.attempts = endpoint, task.attempts + 1
+
+        def done(result=None, error=None) -> None:  # called by keyword, on a gRPC thread
+            try:
+                balancer.release(endpoint, error is not None and translate(error).retryable)
+            finally:  # whatever happens, the stream must hear back or it would wait forever
+                events.put(("reply", task, (result, error)))
 
         try:
-            self._client.async_infer(self.options.model, inputs, done,
-                                     outputs=requested_outputs(self._book.with_ids),
-                                     client_timeout=self.options.timeout_s)
+            self._clients[endpoint].async_infer(self.options.served_model, task.inputs, done,
+                                                outputs=requested_outputs(self._book.with_ids),
+                                                client_timeout=self.options.timeout_s)
         except Exception as exc:
-            future.set_result((None, exc, time.perf_counter()))
-        return item_id, started, future
-
-    def _finish(self, item_id: str, started: float, future: Future) -> TagResult:
-        result, error, ended = future.result()
-        return to_result(item_id, result, error, self._decode, started, ended)
+            done(None, exc)
 
     # ----------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients:
+            client.close()
 
     def __enter__(self) -> TagClient:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fashiontag.errors import ModelArtifactError
-from fashiontag.images import ONNX_METADATA_KEY as PREPROCESS_KEY
-from fashiontag.images import PreprocessSpec
 from fashiontag.protocol import PROBABILITIES
+from fashiontag.spec import ONNX_METADATA_KEY as PREPROCESS_KEY
+from fashiontag.spec import PreprocessSpec
 from fashiontag.taxonomy import ONNX_METADATA_KEY as TAXONOMY_KEY
 from fashiontag.taxonomy import Taxonomy
 

@@ -1,4 +1,9 @@
-"""PyTorch → ONNX with a dynamic batch axis, metadata, and a numeric parity check on real images."""
+"""PyTorch → ONNX with a dynamic batch axis, metadata, and a numeric parity check on real images.
+
+torch is imported only by the functions that need it: :func:`onnx_session` is what the Triton
+python model, the benchmarks and the peer servers run, and they have no use for torch (the peer
+servers' environment does not even have it).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,19 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from fashiontag import __version__
 from fashiontag.errors import ModelArtifactError
 from fashiontag.export.metadata import metadata_props
-from fashiontag.images import PreprocessSpec
 from fashiontag.protocol import PIXELS, PROBABILITIES
+from fashiontag.spec import PreprocessSpec
 from fashiontag.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["OPSET", "export_onnx", "ParityReport", "check_parity", "onnx_session"]
 
@@ -31,6 +38,7 @@ def export_onnx(module: nn.Module, path: str | Path, spec: PreprocessSpec, *,
     dynamic batch axis and fashiontag metadata."""
     names = list(output_names or [output_name])
     import onnx
+    import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +102,8 @@ def check_parity(module: nn.Module, path: str | Path, tiles: np.ndarray,
     """
     if len(tiles) == 0:
         raise ModelArtifactError("parity check needs at least one image")
+    import torch
+
     session = onnx_session(path)
     diffs, agree, total = [], 0, 0
     module = module.eval()

@@ -47,6 +47,7 @@ class AddConfig:
     artifacts: Path = Path("artifacts")
     repository: Path = SOURCE_REPOSITORY
     serve_url: str | None = None  # a running server with explicit model control: hot-load
+    admin_key: str | None = None  # the operator's key that server locks model control with
     pool: Path | None = None  # unlabelled images: centring + label propagation
     views: tuple[str, ...] = DEFAULT_VIEWS
     kinds: tuple[str, ...] = KINDS
@@ -119,7 +120,7 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     versions = ModelVersions(cfg.repository)
     if cfg.serve_url:
         versions.check_reloadable()
-        check_model_control(cfg.serve_url)
+        check_model_control(cfg.serve_url, cfg.admin_key)
     attribute = labelled.attribute(cfg.name, cfg.description)
     timer.lap("validate")
 
@@ -157,7 +158,7 @@ def add_attribute(cfg: AddConfig) -> AddResult:
 
     version = versions.add_version(staged_model)
     try:
-        versions.switch(version, cfg.serve_url)
+        versions.switch(version, cfg.serve_url, admin_key=cfg.admin_key)
     except BaseException:  # never served: leave no half-added version behind
         shutil.rmtree(versions.model_dir / str(version), ignore_errors=True)
         raise

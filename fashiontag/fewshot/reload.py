@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fashiontag.errors import FashiontagError, ModelArtifactError
 from fashiontag.export.metadata import read_metadata
-from fashiontag.protocol import ATTRIBUTES_MODEL, ENSEMBLE_MODEL, TAXONOMY_ID
+from fashiontag.protocol import ATTRIBUTES_MODEL, ENSEMBLE_MODEL, TAXONOMY_ID, admin_headers
 from fashiontag.serving.repository import (
     ONNX_FILE,
     SOURCE_REPOSITORY,
@@ -39,6 +39,8 @@ __all__ = ["ReloadError", "ModelVersions", "VersionInfo", "load_on_server",
 
 _NO_CONTROL_HINT = ("\nthe server does not allow model control: start it with "
                     "`fashiontag serve --model-control explicit` (operators only)")
+_LOCKED_HINT = ("\nthe server locks model control with the operator's admin key: pass "
+                "--admin-key-file or set $FASHIONTAG_ADMIN_KEY")
 PROBE_MODEL = "fashiontag_model_control_probe"  # never exists: loading it only tests the API
 
 log = logging.getLogger(__name__)
@@ -149,7 +151,8 @@ class ModelVersions:
                               "roll back to")
         return older[-1]
 
-    def switch(self, version: int, url: str | None = None, timeout_s: float = 300.0):
+    def switch(self, version: int, url: str | None = None, timeout_s: float = 300.0,
+               admin_key: str | None = None):
         """Point the config at ``version`` and, with ``url``, load it into the running server.
 
         If the server refuses, the config on disk is put back to what it was, so disk and server
@@ -160,25 +163,30 @@ class ModelVersions:
         if url is None:
             return config
         try:
-            load_on_server(url, config, self.model, version, timeout_s)
+            load_on_server(url, config, self.model, version, timeout_s, admin_key)
         except BaseException:
             write_config(before, self.model_dir)
             raise
         return config
 
 
-def load_on_server(url: str, config, model: str, version: int, timeout_s: float = 300.0) -> None:
-    """Ask Triton (explicit model control) to load ``config``; wait until ``version`` answers."""
+def load_on_server(url: str, config, model: str, version: int, timeout_s: float = 300.0,
+                   admin_key: str | None = None) -> None:
+    """Ask Triton (explicit model control) to load ``config``; wait until ``version`` answers.
+
+    ``admin_key``: the operator's key the server was started with (model control is locked).
+    """
     from tritonclient.grpc import InferenceServerClient
     from tritonclient.utils import InferenceServerException
 
     client = InferenceServerClient(url)
     try:
         try:
-            client.load_model(model, config=config_to_json(config), client_timeout=timeout_s)
+            client.load_model(model, headers=admin_headers(admin_key),
+                              config=config_to_json(config), client_timeout=timeout_s)
         except InferenceServerException as exc:
             text = str(exc)
-            hint = _NO_CONTROL_HINT if _control_disabled(text) else ""
+            hint = _hint(text)
             raise ReloadError(f"the server at {url} did not load {model} version {version}: "
                               f"{text}{hint}") from None
         deadline = time.monotonic() + timeout_s
@@ -196,7 +204,14 @@ def _control_disabled(message: str) -> bool:
     return "not allowed" in text or "polling is enabled" in text or "disabled" in text
 
 
-def check_model_control(url: str) -> None:
+def _hint(message: str) -> str:
+    """Why a load was refused, in the operator's terms (empty when it is something else)."""
+    if "restricted" in message.lower():  # Triton's answer to a missing or wrong admin key
+        return _LOCKED_HINT
+    return _NO_CONTROL_HINT if _control_disabled(message) else ""
+
+
+def check_model_control(url: str, admin_key: str | None = None) -> None:
     """Fail fast (before minutes of training) when ``url`` cannot hot-load.
 
     Asks the server to load a model that does not exist: with explicit model control that fails
@@ -207,10 +222,10 @@ def check_model_control(url: str) -> None:
 
     client = InferenceServerClient(url)
     try:
-        client.load_model(PROBE_MODEL, client_timeout=30)
+        client.load_model(PROBE_MODEL, headers=admin_headers(admin_key), client_timeout=30)
     except InferenceServerException as exc:
-        if _control_disabled(str(exc)):
-            raise ReloadError(f"the server at {url} cannot hot-load: {exc}{_NO_CONTROL_HINT}") \
+        if _hint(str(exc)):
+            raise ReloadError(f"the server at {url} cannot hot-load: {exc}{_hint(str(exc))}") \
                 from None
         if "unavailable" in str(exc).lower() or "failed to connect" in str(exc).lower():
             raise ReloadError(f"cannot reach a server at {url}: {exc}") from None

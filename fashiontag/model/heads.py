@@ -7,7 +7,8 @@ held-out split and keeps the one that measures better.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,26 @@ def fit_head(features: np.ndarray, labels: np.ndarray, num_values: int, *, hidde
         weight = torch.where(counts > 0, counts.sum() / (num_values * counts.clamp(min=1)),
                              torch.zeros_like(counts))
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     steps = steps or default_steps(len(y), batch)
+    with _single_thread():
+        return _train(head, x, y, loss_fn, lr, weight_decay, steps, batch, seed)
+
+
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """Heads are small matmuls: one thread is nearly as fast, and on a busy machine OpenMP
+    barriers across oversubscribed cores make two threads many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(head: AttributeHead, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module, lr: float,
+           weight_decay: float, steps: int, batch: int, seed: int) -> AttributeHead:
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     gen = torch.Generator().manual_seed(seed)
     head.train()

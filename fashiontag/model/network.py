@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from fashiontag.images import DEFAULT_SPEC, PreprocessSpec
 from fashiontag.model.backbone import FEATURE_DIM, Backbone
+from fashiontag.spec import DEFAULT_SPEC, PreprocessSpec
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["InputNormalization", "AttributeHead", "NormalizedLinearHead", "AttributeHeads",

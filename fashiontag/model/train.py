@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import json
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from fashiontag.model.datasets import fashion_mnist
 from fashiontag.model.features import FeatureExtractor, cached_arrays, feature_extractor
 from fashiontag.taxonomy import CATEGORY, DEFAULT_TAXONOMY, FASHIONAI_ATTRIBUTES, Taxonomy
 
-__all__ = ["TrainConfig", "train", "HEADS_FILE", "REPORT_FILE"]
+__all__ = ["TrainConfig", "train", "training_signature", "is_current", "HEADS_FILE", "REPORT_FILE"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class TrainConfig:
     artifacts: Path = Path("artifacts")
     fmnist_per_class: int = 600  # x2 with the inverted copies
     fmnist_invert: bool = True  # catalog photos are dark-on-light; Fashion-MNIST is light-on-dark
-    rendered_train: int = 4000
+    rendered_train: int = 6000  # photometrically augmented (model/augment.py)
     rendered_test: int = 1000
     fashionai_csv: Path | None = None
     fashionai_root: Path | None = None
@@ -75,24 +76,32 @@ def _fmnist_features(cfg: TrainConfig, extractor: FeatureExtractor, split: str,
     return cached["features"], labels
 
 
-def _rendered_features(cfg: TrainConfig, extractor: FeatureExtractor, n: int, seed: int
-                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Render in chunks (pixels never all in memory); features and labels are cached together."""
+def _rendered_features(cfg: TrainConfig, extractor: FeatureExtractor, n: int, seed: int,
+                       augment: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Render in chunks (pixels never all in memory); features and labels are cached together.
+
+    ``augment`` degrades each render photometrically (JPEG, noise, light) before preprocessing.
+    """
+    from fashiontag.model import augment as augment_lib
     from fashiontag.model.datasets import rendered
 
     def compute() -> dict[str, np.ndarray]:
         feats, labels = [], {a.name: [] for a in FASHIONAI_ATTRIBUTES}
+        rng = np.random.default_rng(seed)
         for i, start in enumerate(range(0, n, _CHUNK)):
             images, chunk_labels = rendered.render_dataset(min(_CHUNK, n - start),
                                                            seed=seed * 1000 + i)
+            if augment:
+                images = [augment_lib.photometric(img, rng) for img in images]
             feats.append(extractor(np.stack([preprocess_array(img) for img in images])))
             for name in labels:
                 labels[name].append(chunk_labels[name])
         return {"features": np.concatenate(feats),
                 **{f"label:{k}": np.concatenate(v) for k, v in labels.items()}}
 
-    key = {"n": n, "seed": seed, "spec": DEFAULT_SPEC.to_dict(),
-           "renderer": hashlib.sha1(inspect.getsource(rendered).encode()).hexdigest()}
+    key = {"n": n, "seed": seed, "spec": DEFAULT_SPEC.to_dict(), "augment": augment,
+           "renderer": hashlib.sha1(inspect.getsource(rendered).encode()).hexdigest(),
+           "augmenter": hashlib.sha1(inspect.getsource(augment_lib).encode()).hexdigest()}
     cached = cached_arrays(cfg.cache_dir, "rendered", key, compute)
     labels = {k.split(":", 1)[1]: v for k, v in cached.items() if k.startswith("label:")}
     return cached["features"], labels
@@ -132,13 +141,43 @@ def _summarise(name: str, fit: heads_lib.HeadFit, feats: np.ndarray, labels: np.
     }
 
 
+def training_signature(cfg: TrainConfig) -> str:
+    """Hash of what the heads depend on: the training code and the configuration.
+
+    ``fashiontag build`` retrains when it changes, so a checkout with new training code never
+    serves heads made by the old code.
+    """
+    from fashiontag.model import augment, heads, network
+    from fashiontag.model.datasets import fashion_mnist, fashionai_csv, rendered
+
+    modules = (sys.modules[__name__], augment, heads, network, rendered, fashion_mnist,
+               fashionai_csv)
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    config = {k: str(v) for k, v in asdict(cfg).items() if k != "artifacts"}
+    digest.update(json.dumps(config, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def is_current(cfg: TrainConfig) -> bool:
+    """True when heads exist and were trained by this code with this configuration."""
+    artifacts = Path(cfg.artifacts)
+    try:
+        report = json.loads((artifacts / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return (artifacts / HEADS_FILE).exists() and report.get("signature") == training_signature(cfg)
+
+
 def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
     """Train all heads, write ``heads.pt`` and ``training_report.json`` under ``cfg.artifacts``."""
     t0 = time.perf_counter()
     artifacts = Path(cfg.artifacts)
     extractor = feature_extractor(cfg.cache_dir)
     report: dict = {"config": {k: str(v) if isinstance(v, Path) else v
-                               for k, v in asdict(cfg).items()}, "heads": {}}
+                               for k, v in asdict(cfg).items()}, "heads": {},
+                    "signature": training_signature(cfg)}
     heads: dict = {}
 
     # category: real Fashion-MNIST photos, both polarities for training
@@ -162,7 +201,8 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
     report["heads"][CATEGORY.name] = summary
 
     # FashionAI heads: rendered garments (+ real FashionAI CSV when given)
-    rx, ry = _rendered_features(cfg, extractor, cfg.rendered_train, seed=cfg.seed + 1)
+    rx, ry = _rendered_features(cfg, extractor, cfg.rendered_train, seed=cfg.seed + 1,
+                                augment=True)
     tx, ty = _rendered_features(cfg, extractor, cfg.rendered_test, seed=cfg.seed + 2)
     if cfg.fashionai_csv:
         cx, cy = _fashionai_csv_features(cfg, extractor)

@@ -15,7 +15,12 @@ import numpy as np
 
 from fashiontag.errors import ImageDecodeError
 from fashiontag.images import DecodeLimits, PreprocessSpec, preprocess_bytes
-from fashiontag.protocol import IMAGE, PIXELS, PROBABILITIES, TAXONOMY_ID
+from fashiontag.protocol import (
+    IMAGE,
+    LIMITS_PARAMETER,
+    PIXELS,
+    PREPROCESS_PARAMETER,
+)
 
 __all__ = ["PreprocessModel", "AttributesModel"]
 
@@ -52,8 +57,8 @@ class PreprocessModel:
     def initialize(self, args: dict) -> None:
         self.pb = _pb_utils()
         params = _parameters(args)
-        self.spec = PreprocessSpec.from_dict(json.loads(params["preprocess"]))
-        self.limits = DecodeLimits(**json.loads(params.get("limits", "{}")))
+        self.spec = PreprocessSpec.from_dict(json.loads(params[PREPROCESS_PARAMETER]))
+        self.limits = DecodeLimits(**json.loads(params.get(LIMITS_PARAMETER, "{}")))
 
     def _tiles(self, images: np.ndarray) -> np.ndarray:
         items = images.reshape(-1)
@@ -79,28 +84,33 @@ class PreprocessModel:
 
 
 class AttributesModel:
-    """PIXELS → PROBABILITIES (+ TAXONOMY_ID when the model has it) with onnxruntime: all
-    requests of a dynamic batch in one ``run``. Each version folder holds its own model file, so
-    Triton can load version N+1 while version N still answers."""
+    """PIXELS → PROBABILITIES (+ TAXONOMY_ID when the model has it): all requests of a dynamic
+    batch in one call of the runtime the config names (onnxruntime or OpenVINO; FP32 or INT8 is
+    whatever the model file is). Each version folder holds its own model file, so Triton can load
+    version N+1 while version N still answers."""
 
     def initialize(self, args: dict) -> None:
-        from fashiontag.export.onnx_export import onnx_session
+        from fashiontag.runtimes import OpenVinoModel, RuntimeOptions, load_model
 
         self.pb = _pb_utils()
         params = _parameters(args)
         model_dir = Path(args["model_repository"]) / args["model_version"]
         onnx_path = model_dir / params.get("onnx_file", "model.onnx")
-        self.session = onnx_session(onnx_path, threads=int(params.get("intra_op_threads", "0")),
-                                    spinning=params.get("allow_spinning", "0") == "1")
-        self.outputs = [o.name for o in self.session.get_outputs()
-                        if o.name in (PROBABILITIES, TAXONOMY_ID)]
+        options = RuntimeOptions.from_parameters(params)
+        self.model = load_model(onnx_path, options)
+        if isinstance(self.model, OpenVinoModel):
+            # compile every batch bucket now: a first request must not pay for compilation
+            max_batch = json.loads(args["model_config"]).get("max_batch_size", 0) or None
+            self.model.compile_buckets(up_to=max_batch)
+        log.info("attribute model %s (%s, %s)", onnx_path.name, options.runtime,
+                 params.get("precision", "fp32"))
 
     def execute(self, requests: list) -> list:
         pb = self.pb
         arrays = [pb.get_input_tensor_by_name(r, PIXELS).as_numpy() for r in requests]
         try:
             batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            results = self.session.run(self.outputs, {PIXELS: batch})
+            results = self.model.run_all(batch)
         except Exception as exc:
             log.exception("attribute model failed")
             return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
@@ -109,10 +119,9 @@ class AttributesModel:
         for array in arrays:
             end = start + len(array)
             responses.append(pb.InferenceResponse(
-                [pb.Tensor(name, result[start:end]) for name, result in
-                 zip(self.outputs, results, strict=True)]))
+                [pb.Tensor(name, result[start:end]) for name, result in results.items()]))
             start = end
         return responses
 
     def finalize(self) -> None:
-        self.session = None
+        self.model = None

@@ -6,9 +6,11 @@ cannot be written, and every name, shape and label comes from the ONNX file's me
 
     fashiontag              ensemble: IMAGE (encoded bytes) → PROBABILITIES (+ TAXONOMY_ID)
       ├─ fashiontag_preprocess   python: decode + letterbox (fashiontag.images) → PIXELS uint8
-      └─ fashiontag_attributes   CPU: python backend running onnxruntime (the only backend the
-                                 pip-shipped tritonserver has); GPU: onnxruntime_onnx or
-                                 tensorrt_plan, KIND_GPU
+      └─ fashiontag_attributes   CPU: python backend running onnxruntime or OpenVINO (the
+                                 pip-shipped tritonserver has only the python backend), FP32 or
+                                 INT8 (whatever precision the ONNX file is); GPU: onnxruntime_onnx
+                                 (TensorRT execution accelerator) or tensorrt_plan with one engine
+                                 per compute capability (``cc_model_filenames``), KIND_GPU
 
 Built for hot reload (:mod:`fashiontag.fewshot.reload`): ``PROBABILITIES`` has a variable width
 (``dims: [-1]``), so a model version with more attributes fits the same ensemble; the taxonomy
@@ -31,6 +33,7 @@ from fashiontag.protocol import (
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
     IMAGE,
+    LIMITS_PARAMETER,
     PIXELS,
     PREPROCESS_MODEL,
     PREPROCESS_PARAMETER,
@@ -41,14 +44,28 @@ from fashiontag.protocol import (
     TAXONOMY_MODEL_PARAMETER,
     TAXONOMY_PARAMETER,
 )
+from fashiontag.runtimes import RuntimeOptions
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["ServingSettings", "build_repository", "model_configs", "write_config", "read_config",
-           "SOURCE_REPOSITORY", "set_served_version", "config_to_json", "VARIABLE"]
+           "SOURCE_REPOSITORY", "set_served_version", "config_to_json", "VARIABLE",
+           "engine_filename", "DEFAULT_COMPUTE_CAPABILITIES"]
 
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
 VARIABLE = -1  # Triton's "any size" dimension
+#: GPUs the GPU repository lists engines for (T4, A100, A10/A40/RTX 30, L4/L40/RTX 40, H100/H200).
+#: Triton loads only the file of the GPU it runs on; the engine builder writes that one file.
+DEFAULT_COMPUTE_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "9.0")
+
+
+def engine_filename(compute_capability: str) -> str:
+    """``"9.0"`` → ``"model_sm90.plan"``: TensorRT engines only run on the GPU family that built
+    them, so each compute capability gets its own file."""
+    major, _, minor = compute_capability.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise ValueError(f"compute capability must look like '9.0', got {compute_capability!r}")
+    return f"model_sm{major}{minor}.plan"
 
 #: The committed repository: python model sources live here; configs and weights are generated.
 SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
@@ -56,10 +73,24 @@ SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """Knobs of the generated configs. Defaults were picked from the batching study in benchmarks/.
+    """Knobs of the generated configs. Defaults were picked from the batching study in benchmarks/
+    (``benchmarks/batching_study.py``; data and reasoning in benchmarks/README.md).
 
     ``max_queue_delay_us = 0``: a request is never held back waiting for company; under load the
-    queue fills while the model runs and batches form anyway (no fixed wait at concurrency 1).
+    queue fills while the model runs and batches form anyway (mean batch ~7 at concurrency 16),
+    so waiting bought no throughput on CPU while every 0.5/2/5 ms of delay added latency at
+    concurrency 1 (it is paid in the preprocess model too).
+    ``attribute_instances=1, attribute_threads=2``: the best concurrency-1 latency (one request
+    gets both cores) and the lower p99 at concurrency 16; 2 instances x 1 thread spent ~5 % less
+    model CPU per image but formed smaller batches, with a worse p99 and within-noise throughput.
+    ``preprocess_instances=2``: one decoding instance lowered throughput at concurrency 16.
+
+    CPU: ``runtime`` (onnxruntime | openvino) runs whatever precision the model file is (FP32 or
+    the QDQ INT8 file); ``attribute_threads`` intra-op threads per instance, ``graph_optimization``
+    (onnxruntime), ``batch_buckets`` (OpenVINO's statically compiled batch sizes).
+    GPU: ``gpu_opt_batch`` is the TensorRT profile's optimum (profile min 1, opt, max
+    ``max_batch_size``); preferred batch sizes default to (opt, max) so Triton forms the batches
+    the engine was tuned for; ``compute_capabilities`` name the per-GPU engine files.
     """
 
     target: str = "cpu"  # "cpu" | "gpu"
@@ -69,11 +100,19 @@ class ServingSettings:
     attribute_instances: int = 1
     attribute_threads: int = 2  # onnxruntime intra-op threads per instance
     allow_spinning: bool = False  # onnxruntime busy-waiting burns the cores decode needs
+    runtime: str = "onnxruntime"  # "onnxruntime" | "openvino" (CPU target)
+    graph_optimization: str = "all"
+    batch_buckets: tuple[int, ...] = RuntimeOptions.batch_buckets
     preprocess_instances: int = 2
-    max_queue_size: int = 0  # 0 = unbounded; >0 sheds load with UNAVAILABLE instead of queueing
+    # Overload sheds load instead of queueing without bound: beyond this many queued requests a
+    # model answers UNAVAILABLE at once (clients back off and retry: QueueFullError). 256 queued
+    # images are ~2.5 s of work on 2 cores, well inside the client's default 30 s deadline.
+    max_queue_size: int = 256
     queue_timeout_us: int = 0  # 0 = none; requests waiting longer are rejected
     gpu_platform: str = "onnxruntime_onnx"  # or "tensorrt_plan"
     gpu_instances: int = 2
+    gpu_opt_batch: int = 32
+    compute_capabilities: tuple[str, ...] = DEFAULT_COMPUTE_CAPABILITIES
     warmup_batch_sizes: tuple[int, ...] = (1, 8)
     limits: DecodeLimits = field(default_factory=lambda: DEFAULT_LIMITS)
 
@@ -87,6 +126,24 @@ class ServingSettings:
         bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
         if bad:
             raise ValueError(f"preferred batch sizes {bad} outside 1..{self.max_batch_size}")
+        if self.target == "gpu" and not 1 <= self.gpu_opt_batch <= self.max_batch_size:
+            raise ValueError(f"gpu_opt_batch {self.gpu_opt_batch} outside "
+                             f"1..{self.max_batch_size}")
+        for cc in self.compute_capabilities:
+            engine_filename(cc)  # validates the spelling
+        self.runtime_options()  # validates runtime, graph_optimization and batch_buckets
+
+    def runtime_options(self) -> RuntimeOptions:
+        """What the CPU attribute model runs with (also what benchmarks open in-process)."""
+        return RuntimeOptions(runtime=self.runtime, threads=self.attribute_threads,
+                              spinning=self.allow_spinning,
+                              graph_optimization=self.graph_optimization,
+                              batch_buckets=self.batch_buckets)
+
+    def gpu_preferred_batch_sizes(self) -> tuple[int, ...]:
+        if self.preferred_batch_sizes:
+            return self.preferred_batch_sizes
+        return tuple(sorted({self.gpu_opt_batch, self.max_batch_size}))
 
 
 def _pb():
@@ -132,7 +189,7 @@ def _preprocess_config(meta: ModelMetadata, settings: ServingSettings):
     group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_CPU")
     group.count = settings.preprocess_instances
     _params(c, {PREPROCESS_PARAMETER: json.dumps(meta.preprocess.to_dict(), sort_keys=True),
-                "limits": json.dumps(asdict(settings.limits), sort_keys=True)})
+                LIMITS_PARAMETER: json.dumps(asdict(settings.limits), sort_keys=True)})
     return c
 
 
@@ -170,26 +227,32 @@ def _attributes_config(meta: ModelMetadata, settings: ServingSettings, version: 
     c = pb.ModelConfig(name=ATTRIBUTES_MODEL, max_batch_size=settings.max_batch_size)
     _tensor(c.input.add(), PIXELS, "TYPE_UINT8", [size, size, 3])
     _outputs(c, meta)
-    _batching(c, settings)
     group = c.instance_group.add()
     if settings.target == "cpu":
+        _batching(c, settings)
         c.backend = "python"
         group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_CPU")
         group.count = settings.attribute_instances
-        _params(c, {"onnx_file": ONNX_FILE, "intra_op_threads": str(settings.attribute_threads),
-                    "allow_spinning": "1" if settings.allow_spinning else "0"})
+        _params(c, {"onnx_file": ONNX_FILE, **settings.runtime_options().to_parameters()})
     else:
+        _batching(c, replace(settings, preferred_batch_sizes=settings.gpu_preferred_batch_sizes()))
         c.platform = settings.gpu_platform
         group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_GPU")
         group.count = settings.gpu_instances
         if settings.gpu_platform == "tensorrt_plan":
             c.default_model_filename = PLAN_FILE
+            for cc in settings.compute_capabilities:
+                c.cc_model_filenames[cc] = engine_filename(cc)
         else:
             c.default_model_filename = ONNX_FILE
             accel = c.optimization.execution_accelerators.gpu_execution_accelerator.add()
             accel.name = "tensorrt"
-            accel.parameters["precision_mode"] = "FP16"
+            # an INT8 (QDQ) file carries its own scales; FP32/FP16 files are built as FP16
+            accel.parameters["precision_mode"] = "INT8" if meta.precision == "int8" else "FP16"
             accel.parameters["max_workspace_size_bytes"] = str(1 << 30)
+            accel.parameters["trt_engine_cache_enable"] = "1"
+            accel.parameters["trt_engine_cache_path"] = "/tmp/fashiontag-trt-cache"
+    _params(c, {"precision": meta.precision})
     set_served_version(c, meta, version, history)
     for batch in settings.warmup_batch_sizes:
         if batch > settings.max_batch_size:
@@ -309,7 +372,11 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
     ``version=None``: the attributes model goes into the version folder that already holds the
     same file, else into a new one (1 in a fresh repository). The python model sources are taken
     from the committed ``model_repository/`` and copied when building elsewhere (e.g. a GPU
-    repository for the docker image).
+    repository for the docker image). The model file may be
+    the FP32, INT8 or FP16 export: its metadata says which. For ``tensorrt_plan`` an engine built
+    by ``fashiontag export --engine tensorrt`` (``model_smXY.plan``) is copied under its own name;
+    without one, only the configs are written and the engine is built on the target GPU at
+    start-up (docker/engine-builder).
     """
     model_path = Path(model_path)
     repository = Path(repository)
@@ -337,9 +404,11 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
     target_dir = attributes_dir / str(version)
     target_dir.mkdir(parents=True, exist_ok=True)
     if settings.target == "gpu" and settings.gpu_platform == "tensorrt_plan":
-        if engine_path is None:
-            raise ModelArtifactError("a tensorrt_plan repository needs engine_path (a .plan file)")
-        shutil.copy2(engine_path, target_dir / PLAN_FILE)
+        if engine_path is not None:
+            engine_path = Path(engine_path)
+            known = {engine_filename(cc) for cc in settings.compute_capabilities}
+            name = engine_path.name if engine_path.name in known else PLAN_FILE
+            shutil.copy2(engine_path, target_dir / name)
     elif not _same_file(model_path, target_dir / ONNX_FILE):
         tmp = target_dir / (ONNX_FILE + ".tmp")
         shutil.copy2(model_path, tmp)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,12 +22,15 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fashiontag.errors import ServerError
+from fashiontag.protocol import ADMIN_KEY_HEADER, admin_headers
+from fashiontag.serving.watchdog import StubWatchdog
 
 __all__ = ["ServerConfig", "TlsConfig", "TritonServer", "find_free_port", "triton_home",
            "SHM_PREFIX_BASE"]
@@ -101,8 +105,10 @@ class ServerConfig:
     grpc_port: int = 8001  # 0 → a free port
     http_port: int = 8000
     metrics_port: int = 8002
-    model_control: str = "none"  # "explicit" enables the load/unload API (operator only)
-    load_models: tuple[str, ...] = ()  # with "explicit": models to load at start (default all)
+    model_control: str = "none"  # "explicit": load/unload API, locked with admin_key
+    admin_key: str | None = None  # required header value for model control; generated if None
+    load_models: tuple[str, ...] = ()  # explicit mode: models to load at start (default: all)
+    watchdog: bool = True  # heal models whose python stub died (see serving/watchdog.py)
     log_verbose: int = 0
     exit_timeout_s: int = 30
     startup_timeout_s: float = 180.0
@@ -112,8 +118,10 @@ class ServerConfig:
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.model_control not in ("none", "explicit", "poll"):
-            raise ValueError(f"model_control must be none/explicit/poll, got {self.model_control}")
+        if self.model_control not in ("none", "explicit"):
+            raise ValueError(f"model_control must be 'none' or 'explicit': {self.model_control!r}")
+        if self.model_control == "explicit" and not self.admin_key:
+            self.admin_key = secrets.token_urlsafe(24)
 
 
 class TritonServer:
@@ -123,8 +131,11 @@ class TritonServer:
         self.config = config
         self.process: subprocess.Popen | None = None
         self.shm_prefix = ""
+        self.restarts = 0
         self._log_file = None
         self._own_log_dir: Path | None = None
+        self._lock = threading.RLock()
+        self._watchdog: StubWatchdog | None = None
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -161,21 +172,38 @@ class TritonServer:
             f"--metrics-address={c.host}", f"--metrics-port={c.metrics_port}",
             "--allow-gpu-metrics=false",
             f"--model-control-mode={c.model_control}",
+            *self._model_control_args(),
             f"--exit-timeout-secs={c.exit_timeout_s}",
             f"--log-verbose={c.log_verbose}",
             "--strict-readiness=true",
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--backend-config=python,shm-default-byte-size=16777216",
         ]
-        # explicit control: load everything at start unless told which; the API then swaps models
-        loads = c.load_models or (("*",) if c.model_control == "explicit" else ())
-        cmd += [f"--load-model={m}" for m in loads]
         if c.tls is not None:
             cmd += ["--grpc-use-ssl=true", f"--grpc-server-cert={c.tls.server_cert}",
                     f"--grpc-server-key={c.tls.server_key}"]
             if c.tls.client_ca is not None:
                 cmd += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={c.tls.client_ca}"]
         return cmd + list(c.extra_args)
+
+    def _model_control_args(self) -> list[str]:
+        """Explicit mode loads every model at start and locks the repository API with the key.
+
+        Triton only accepts the key on its command line, so it is visible to local users through
+        /proc; run the server in its own container or user where that matters (see README).
+        """
+        c = self.config
+        if c.model_control != "explicit":
+            return []
+        restriction = f"model-repository:{ADMIN_KEY_HEADER}={c.admin_key}"
+        loads = [f"--load-model={m}" for m in (c.load_models or ("*",))]
+        return [*loads, f"--grpc-restricted-protocol={restriction}",
+                f"--http-restricted-api={restriction}"]
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """gRPC metadata for the model-repository API; empty when model control is off."""
+        return admin_headers(self.config.admin_key)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -196,24 +224,57 @@ class TritonServer:
                 setattr(c, attr, find_free_port(self._client_host))
         if self._port_answers():
             raise ServerError(f"something already answers on {self.http_url}; pick other ports")
-        home = triton_home()
-        self.shm_prefix = f"{SHM_PREFIX_BASE}ft{os.getpid()}_{c.grpc_port}_"
         if c.log_path is None:
             self._own_log_dir = Path(tempfile.mkdtemp(prefix="fashiontag-triton-"))
             c.log_path = self._own_log_dir / "tritonserver.log"
         Path(c.log_path).parent.mkdir(parents=True, exist_ok=True)
-        self._log_file = open(c.log_path, "ab")
+        with self._lock:
+            self._launch()
+        if c.watchdog and self._watchdog is None:
+            self._watchdog = StubWatchdog(self._pgid, self._heal)
+            self._watchdog.rebaseline()  # now, not on the first tick: a stub may die at once
+            self._watchdog.start()
+        return self
+
+    def _launch(self) -> None:
+        home = triton_home()
+        self.shm_prefix = f"{SHM_PREFIX_BASE}ft{os.getpid()}_{self.config.grpc_port}_"
+        self._log_file = open(self.config.log_path, "ab")
         cmd = self.command(home)
-        log.info("starting %s", " ".join(cmd))
+        log.info("starting %s", " ".join(a.split("=")[0] if "restricted" in a else a for a in cmd))
         self.process = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=self.environment(),
                                         start_new_session=True)
         try:
-            self.wait_ready(c.startup_timeout_s)
+            self.wait_ready(self.config.startup_timeout_s)
         except BaseException:
-            self.stop()
+            self._terminate()
             raise
-        return self
+
+    def _pgid(self) -> int | None:
+        with self._lock:
+            return self.process.pid if self.is_running() else None
+
+    def _heal(self, models: set[str]) -> None:
+        """Reload the broken models (model control on) or restart the server on the same ports."""
+        if self.config.model_control == "explicit":
+            from tritonclient.grpc import InferenceServerClient
+
+            with InferenceServerClient(self.grpc_url) as client:
+                for model in sorted(models):
+                    # loading an unchanged, loaded model is a no-op in Triton: unload first
+                    client.unload_model(model, headers=self.admin_headers)
+                    client.load_model(model, headers=self.admin_headers)
+            log.warning("reloaded %s", sorted(models))
+            return
+        self.restart()
+
+    def restart(self) -> None:
+        with self._lock:
+            log.warning("restarting tritonserver on %s", self.grpc_url)
+            self._terminate()
+            self._launch()
+            self.restarts += 1
 
     def _port_answers(self) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -250,6 +311,14 @@ class TritonServer:
 
     def stop(self, timeout_s: float | None = None) -> int | None:
         """SIGTERM (Triton finishes in-flight requests), then SIGKILL the group; clean /dev/shm."""
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog.join(5)
+            self._watchdog = None
+        with self._lock:
+            return self._terminate(timeout_s)
+
+    def _terminate(self, timeout_s: float | None = None) -> int | None:
         code = None
         if self.process is not None:
             timeout_s = timeout_s if timeout_s is not None else self.config.exit_timeout_s + 10

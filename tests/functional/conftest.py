@@ -28,6 +28,17 @@ def repository(built_model) -> Path:
     return SOURCE_REPOSITORY
 
 
+@pytest.fixture(scope="session")
+def int8_model(built_model) -> Path:
+    """The INT8 model `make model` builds next to the FP32 one."""
+    from fashiontag.export.quantize import precision_path
+
+    path = precision_path(built_model, "int8")
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make model` (it builds the INT8 model too)")
+    return path
+
+
 def free_port_config(repository: Path, **kwargs) -> ServerConfig:
     return ServerConfig(repository=repository, grpc_port=0, http_port=0, metrics_port=0, **kwargs)
 

@@ -9,6 +9,7 @@ the labels of the model version that computed it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,9 +34,15 @@ VALUES = {"sandal": 5, "sneaker": 7, "boot": 9}  # folder name → Fashion-MNIST
 PER_VALUE = 12
 
 
+#: the operator's key the explicit-mode server locks model control with; the CLI reads it from
+#: $FASHIONTAG_ADMIN_KEY
+ADMIN_KEY = "fewshot-test-operator-key-0123456789"
+
+
 def _fashiontag(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FASHIONTAG_ADMIN_KEY": ADMIN_KEY}
     return subprocess.run([sys.executable, "-m", "fashiontag", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+                          text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +73,7 @@ def workspace(tmp_path_factory, built_model):
 @pytest.fixture(scope="module")
 def explicit_server(workspace, tmp_path_factory):
     server = TritonServer(free_port_config(workspace / "repository", model_control="explicit",
+                                           admin_key=ADMIN_KEY,
                                            log_path=workspace / "server.log"))
     server.start()
     yield server

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 
 import numpy as np
@@ -103,11 +104,25 @@ def _stats(server, model):
     return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
 
 
+def _settled_stats(server, model, timeout_s: float = 10.0):
+    """Triton updates statistics just after it sends a response: wait for the counts of earlier
+    tests' requests to land before taking a baseline."""
+
+    last, deadline = _stats(server, model), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = _stats(server, model)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def test_concurrent_requests_are_dynamically_batched(server, client, fashion_mnist_samples):
-    before = _stats(server, ATTRIBUTES_MODEL)
+    before = _settled_stats(server, ATTRIBUTES_MODEL)
     images = [p.read_bytes() for p in fashion_mnist_samples] * 4  # 80 single-image requests
     results = list(client.tag_many(images, concurrency=32))
-    after = _stats(server, ATTRIBUTES_MODEL)
+    after = _settled_stats(server, ATTRIBUTES_MODEL)
     inferences, executions = after[0] - before[0], after[1] - before[1]
     assert all(r.ok for r in results)
     assert inferences == len(images)

@@ -16,9 +16,12 @@ from fashiontag.protocol import (
     TAXONOMY_MODEL_PARAMETER,
     TAXONOMY_PARAMETER,
 )
+from fashiontag.runtimes import RUNTIMES, RuntimeOptions
 from fashiontag.serving.repository import (
+    DEFAULT_COMPUTE_CAPABILITIES,
     ServingSettings,
     config_to_json,
+    engine_filename,
     model_configs,
     read_config,
     write_config,
@@ -102,11 +105,12 @@ def test_gpu_variant_uses_gpu_platform_from_the_same_source(platform):
     assert list(att.output[0].dims) == list(configs[ENSEMBLE_MODEL].output[0].dims)
 
 
-def test_queue_policy_is_written_only_when_asked():
-    plain = model_configs(META, ServingSettings())[ATTRIBUTES_MODEL]
-    assert not plain.dynamic_batching.HasField("default_queue_policy")
-    shed = model_configs(META, ServingSettings(max_queue_size=128))[ATTRIBUTES_MODEL]
-    assert shed.dynamic_batching.default_queue_policy.max_queue_size == 128
+def test_overload_sheds_load_with_a_bounded_queue_by_default():
+    for name in (PREPROCESS_MODEL, ATTRIBUTES_MODEL):
+        policy = model_configs(META, ServingSettings())[name].dynamic_batching.default_queue_policy
+        assert policy.max_queue_size == ServingSettings().max_queue_size > 0
+    unbounded = model_configs(META, ServingSettings(max_queue_size=0))[ATTRIBUTES_MODEL]
+    assert not unbounded.dynamic_batching.HasField("default_queue_policy")
 
 
 def test_written_configs_parse_back_identically(tmp_path):
@@ -124,9 +128,61 @@ def test_configs_survive_the_json_form_the_load_api_takes():
         assert again == config
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_cpu_attribute_model_carries_its_runtime_options(runtime):
+    settings = ServingSettings(runtime=runtime, attribute_threads=1, attribute_instances=2)
+    att = model_configs(META, settings)[ATTRIBUTES_MODEL]
+    params = {k: v.string_value for k, v in att.parameters.items()}
+    assert RuntimeOptions.from_parameters(params) == settings.runtime_options()
+    assert params["runtime"] == runtime and att.instance_group[0].count == 2
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp16"])
+def test_the_served_precision_is_the_model_files_own(precision):
+    meta = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, {"precision": precision})
+    for target in ("cpu", "gpu"):
+        att = model_configs(meta, ServingSettings(target=target))[ATTRIBUTES_MODEL]
+        assert att.parameters["precision"].string_value == precision
+        assert json.loads(att.parameters["model_info"].string_value)["precision"] == precision
+
+
+def test_tensorrt_config_names_one_engine_per_compute_capability():
+    att = model_configs(META, ServingSettings(target="gpu", gpu_platform="tensorrt_plan"))[
+        ATTRIBUTES_MODEL]
+    assert dict(att.cc_model_filenames) == {cc: engine_filename(cc)
+                                            for cc in DEFAULT_COMPUTE_CAPABILITIES}
+    assert att.cc_model_filenames["9.0"] == "model_sm90.plan"
+    assert att.default_model_filename == "model.plan"
+
+
+def test_gpu_preferred_batch_sizes_match_the_tensorrt_profile():
+    settings = ServingSettings(target="gpu", gpu_platform="tensorrt_plan", max_batch_size=128,
+                               gpu_opt_batch=32)
+    att = model_configs(META, settings)[ATTRIBUTES_MODEL]
+    assert list(att.dynamic_batching.preferred_batch_size) == [32, 128]
+    assert att.max_batch_size == 128
+
+
+def test_onnx_gpu_variant_builds_tensorrt_in_the_precision_of_the_file():
+    for precision, mode in (("fp32", "FP16"), ("int8", "INT8")):
+        meta = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, {"precision": precision})
+        att = model_configs(meta, ServingSettings(target="gpu"))[ATTRIBUTES_MODEL]
+        accel = att.optimization.execution_accelerators.gpu_execution_accelerator[0]
+        assert accel.name == "tensorrt" and accel.parameters["precision_mode"] == mode
+
+
+@pytest.mark.parametrize("cc", ["9", "sm90", "9.x", ""])
+def test_malformed_compute_capabilities_are_rejected(cc):
+    with pytest.raises(ValueError):
+        engine_filename(cc)
+
+
 @pytest.mark.parametrize("kwargs", [{"target": "tpu"}, {"max_batch_size": 0},
                                     {"preferred_batch_sizes": (128,)},
-                                    {"gpu_platform": "pytorch_libtorch"}])
+                                    {"gpu_platform": "pytorch_libtorch"},
+                                    {"runtime": "tensorflow"}, {"batch_buckets": (4, 8)},
+                                    {"target": "gpu", "gpu_opt_batch": 65},
+                                    {"compute_capabilities": ("sm90",)}])
 def test_invalid_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):
         ServingSettings(**kwargs)

@@ -1,0 +1,135 @@
+"""Locust load test for a fashiontag server over gRPC (tritonclient), with real catalog images.
+
+Interactive (web UI on :8089) against any endpoint:
+
+    locust -f benchmarks/locustfile.py --host localhost:8001
+
+Headless, bounded in time, CSV out (what ``make bench`` runs via benchmarks/locust_runs.py):
+
+    locust -f benchmarks/locustfile.py --host 127.0.0.1:8001 --headless -u 16 -r 16 -t 30s \
+        --csv out/locust --images artifacts/bench-catalog/2000-480x360-s0
+
+Each user is closed-loop (no wait between requests) and sends JPEG bytes to the ``fashiontag``
+ensemble; a response counts as a success only if it carries one probability vector of the
+served taxonomy's width. Failures (gRPC errors, wrong shapes) are reported by locust, not hidden.
+"""
+
+from __future__ import annotations
+
+import grpc.experimental.gevent as grpc_gevent
+
+# locust must come first: it monkey-patches the standard library for gevent; gRPC then needs
+# its gevent integration before any channel exists.
+import locust  # noqa: I001
+from locust import User, constant, events, task
+
+grpc_gevent.init_gevent()
+
+import itertools  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tritonclient.grpc as triton_grpc  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ENSEMBLE_MODEL, IMAGE, PROBABILITIES = "fashiontag", "IMAGE", "PROBABILITIES"  # fashiontag.protocol
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+@events.quit.add_listener
+def _exit_even_if_grpc_hangs(exit_code: int, **_kwargs) -> None:
+    """gRPC under gevent can hang the interpreter's exit after locust has written its results
+    (seen intermittently on this machine); a real OS thread ends the process if it has not
+    exited 15 s after locust's own shutdown."""
+    from gevent import monkey
+
+    def watchdog() -> None:
+        time.sleep(15)
+        os._exit(exit_code)
+
+    real_thread = monkey.get_original("threading", "Thread")
+    real_thread(target=watchdog, daemon=True).start()
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser) -> None:
+    parser.add_argument("--images", default=os.environ.get("FASHIONTAG_BENCH_IMAGES", ""),
+                        help="folder of images to send (default: the benchmark catalog, "
+                             "else samples/photos)")
+    parser.add_argument("--model-name", default=ENSEMBLE_MODEL, help="Triton model to call")
+    parser.add_argument("--max-images", type=int, default=256)
+
+
+def load_images(folder: str, limit: int) -> list[bytes]:
+    """Encoded images from ``folder`` (or the benchmark catalog / the bundled sample photos)."""
+    candidates = [Path(folder)] if folder else sorted(
+        (ROOT / "artifacts" / "bench-catalog").glob("*")) + [ROOT / "samples" / "photos"]
+    for path in candidates:
+        files = sorted(p for p in path.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            return [p.read_bytes() for p in files[:limit]]
+    raise locust.exception.StopUser(f"no images found in {folder or candidates}")
+
+
+class TritonGrpcUser(User):
+    """Abstract locust user holding one tritonclient gRPC client; ``infer`` reports every call
+    to locust (``request_type="grpc"``) with its latency, size and any exception."""
+
+    abstract = True
+
+    def __init__(self, environment) -> None:
+        super().__init__(environment)
+        url = (self.host or "127.0.0.1:8001").removeprefix("grpc://").removeprefix("http://")
+        self.client = triton_grpc.InferenceServerClient(url)
+
+    def infer(self, model: str, inputs: list, outputs: list, check=None):
+        started = time.perf_counter()
+        exception, length, result = None, 0, None
+        try:
+            result = self.client.infer(model, inputs, outputs=outputs, client_timeout=120)
+            length = result.get_response().ByteSize()
+            if check is not None:
+                check(result)
+        except Exception as exc:  # reported to locust as a failure
+            exception = exc
+        self.environment.events.request.fire(
+            request_type="grpc", name=model, response_time=(time.perf_counter() - started) * 1e3,
+            response_length=length, exception=exception, context={})
+        return result
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+
+class FashiontagUser(TritonGrpcUser):
+    """Tags catalog images through the ensemble, back to back (closed loop)."""
+
+    wait_time = constant(0)
+    _images: list[bytes] | None = None
+    _counter = itertools.count()
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        cls = type(self)
+        if cls._images is None:
+            cls._images = load_images(getattr(options, "images", ""),
+                                      getattr(options, "max_images", 256))
+        self.model = getattr(options, "model_name", ENSEMBLE_MODEL)
+        config = self.client.get_model_config(self.model, as_json=True)["config"]
+        self.width = int(config["output"][0]["dims"][0])
+        self.outputs = [triton_grpc.InferRequestedOutput(PROBABILITIES)]
+
+    def _check(self, result) -> None:
+        out = result.as_numpy(PROBABILITIES)
+        if out is None or out.shape != (1, self.width):
+            raise ValueError(f"expected PROBABILITIES [1, {self.width}], got "
+                             f"{None if out is None else out.shape}")
+
+    @task
+    def tag(self) -> None:
+        blob = self._images[next(self._counter) % len(self._images)]
+        tensor = triton_grpc.InferInput(IMAGE, [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[blob]], dtype=np.object_))
+        self.infer(self.model, [tensor], self.outputs, check=self._check)
