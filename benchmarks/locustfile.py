@@ -26,6 +26,7 @@ from locust import User, constant, events, task
 grpc_gevent.init_gevent()
 
 import itertools  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -60,6 +61,20 @@ def _arguments(parser) -> None:
                              "else samples/photos)")
     parser.add_argument("--model-name", default=ENSEMBLE_MODEL, help="Triton model to call")
     parser.add_argument("--max-images", type=int, default=256)
+
+
+def served_width(client, model: str) -> int:
+    """Width of PROBABILITIES: the config's dims, or (variable width, built for hot reload) the
+    size of the taxonomy the config points at (the ensemble's ``taxonomy_model`` parameter)."""
+    config = client.get_model_config(model, as_json=True)["config"]
+    width = int(config["output"][0]["dims"][0])
+    if width > 0:
+        return width
+    holder = config["parameters"].get("taxonomy_model", {}).get("string_value")
+    if holder:
+        config = client.get_model_config(holder, as_json=True)["config"]
+    taxonomy = json.loads(config["parameters"]["taxonomy"]["string_value"])
+    return sum(len(a["values"]) for a in taxonomy["attributes"])
 
 
 def load_images(folder: str, limit: int) -> list[bytes]:
@@ -117,8 +132,7 @@ class FashiontagUser(TritonGrpcUser):
             cls._images = load_images(getattr(options, "images", ""),
                                       getattr(options, "max_images", 256))
         self.model = getattr(options, "model_name", ENSEMBLE_MODEL)
-        config = self.client.get_model_config(self.model, as_json=True)["config"]
-        self.width = int(config["output"][0]["dims"][0])
+        self.width = served_width(self.client, self.model)
         self.outputs = [triton_grpc.InferRequestedOutput(PROBABILITIES)]
 
     def _check(self, result) -> None:
