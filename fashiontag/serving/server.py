@@ -231,7 +231,7 @@ class TritonServer:
         with self._lock:
             self._launch()
         if c.watchdog and self._watchdog is None:
-            self._watchdog = StubWatchdog(self._pgid, self._heal)
+            self._watchdog = StubWatchdog(self._pgid, self._heal, self.is_version_ready)
             self._watchdog.rebaseline()  # now, not on the first tick: a stub may die at once
             self._watchdog.start()
         return self
@@ -284,6 +284,14 @@ class TritonServer:
     def is_ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def is_version_ready(self, model: str, version: str) -> bool:
+        try:
+            url = f"{self.http_url}/v2/models/{model}/versions/{version}/ready"
+            with urllib.request.urlopen(url, timeout=2) as r:
                 return r.status == 200
         except OSError:
             return False

@@ -2,10 +2,15 @@
 
 When a model's stub process is killed (OOM killer, a segfault in a native library, an operator's
 mistake) the python backend answers every later request for that model with "Stub process ... is
-not healthy" until the model is reloaded. The watchdog notices the missing stub within about a
-second and heals: with model control enabled it reloads just that model (the admin key is the
-launcher's), otherwise it restarts tritonserver on the same ports. Clients see UNAVAILABLE or a
-stub error for the requests in flight and complete the work by retrying.
+not healthy" until the model is reloaded. The watchdog notices the missing stub within a couple
+of seconds and heals: with model control enabled it reloads just that model (the admin key is
+the launcher's), otherwise it restarts tritonserver on the same ports. Clients see UNAVAILABLE or
+a stub error for the requests in flight and complete the work by retrying.
+
+Stubs also end legitimately: a hot reload retires the old version's stubs, and the python
+backend runs a short-lived ``AUTOCOMPLETE_STUB`` while loading. So a stub counts as dead only
+when its instance has no live process *and* Triton still reports its model version ready, on
+two consecutive looks.
 """
 
 from __future__ import annotations
@@ -13,18 +18,40 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["StubWatchdog", "stub_processes"]
+__all__ = ["Stub", "StubWatchdog", "stub_processes"]
 
 log = logging.getLogger(__name__)
 STUB_BINARY = "triton_python_backend_stub"
+_TRANSIENT_INSTANCES = {"AUTOCOMPLETE_STUB"}
 
 
-def stub_processes(pgid: int) -> dict[int, str]:
-    """pid → model name of every python-backend stub in process group ``pgid`` (from /proc)."""
+@dataclass(frozen=True)
+class Stub:
+    """One python-backend stub process: which model version and instance it serves."""
+
+    model: str
+    version: str
+    instance: str
+
+
+def _stub_of(argv: list[bytes]) -> Stub | None:
+    # argv: stub, <repository>/<model>/<version>/model.py, shm region, sizes, parent pid,
+    # backend dir, ipc size, instance name, ...
+    if not argv or not argv[0].endswith(STUB_BINARY.encode()) or len(argv) < 2:
+        return None
+    model_py = Path(argv[1].decode(errors="replace"))
+    instance = argv[8].decode(errors="replace") if len(argv) > 8 else ""
+    if instance in _TRANSIENT_INSTANCES:
+        return None
+    return Stub(model_py.parents[1].name, model_py.parent.name, instance)
+
+
+def stub_processes(pgid: int) -> dict[int, Stub]:
+    """pid → :class:`Stub` for every live instance stub in process group ``pgid`` (/proc)."""
     stubs = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -38,50 +65,64 @@ def stub_processes(pgid: int) -> dict[int, str]:
             continue
         if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie is a dead stub
             continue
-        if argv and argv[0].endswith(STUB_BINARY.encode()) and len(argv) > 1:
-            # argv[1] is <repository>/<model>/<version>/model.py
-            stubs[int(entry.name)] = Path(argv[1].decode()).parents[1].name
+        stub = _stub_of(argv)
+        if stub is not None:
+            stubs[int(entry.name)] = stub
     return stubs
 
 
 class StubWatchdog(threading.Thread):
-    """Polls the server's stubs; calls ``heal(model_names)`` when one has gone missing."""
+    """Polls the server's stubs; calls ``heal(model_names)`` when a serving stub died.
+
+    ``is_ready(model, version)`` asks the server whether a model version is loaded and ready.
+    """
 
     def __init__(self, pgid: Callable[[], int | None], heal: Callable[[set[str]], None],
-                 interval_s: float = 1.0) -> None:
+                 is_ready: Callable[[str, str], bool], interval_s: float = 1.0) -> None:
         super().__init__(name="fashiontag-stub-watchdog", daemon=True)
         self._pgid = pgid
         self._heal = heal
+        self._is_ready = is_ready
         self.interval_s = interval_s
         self._stop_event = threading.Event()
-        self._baseline: Counter[str] | None = None
+        self._known: dict[int, Stub] = {}
+        self._suspects: set[Stub] = set()
         self.heals = 0
 
     def rebaseline(self) -> None:
         """Record the stubs a healthy server has now (at start, after a restart or a reload)."""
         pgid = self._pgid()
-        self._baseline = Counter(stub_processes(pgid).values()) if pgid is not None else None
+        self._known = stub_processes(pgid) if pgid is not None else {}
+        self._suspects = set()
 
     def stop(self) -> None:
         self._stop_event.set()
 
+    def check(self) -> set[Stub]:
+        """One look: the stubs confirmed dead (missing on two looks while still 'ready')."""
+        pgid = self._pgid()
+        if pgid is None:
+            return set()
+        current = stub_processes(pgid)
+        alive = set(current.values())
+        missing = {s for pid, s in self._known.items() if pid not in current and s not in alive}
+        dead = {s for s in missing if self._is_ready(s.model, s.version)}
+        confirmed = dead & self._suspects
+        self._suspects = dead - confirmed
+        # keep remembering suspects (their pids are gone) until confirmed or cleared
+        self._known = {**{p: s for p, s in self._known.items() if s in self._suspects}, **current}
+        return confirmed
+
     def run(self) -> None:
         while not self._stop_event.wait(self.interval_s):
-            pgid = self._pgid()
-            if pgid is None:
+            dead = self.check()
+            if not dead:
                 continue
-            counts = Counter(stub_processes(pgid).values())
-            if self._baseline is None:
-                self._baseline = counts
-                continue
-            missing = {m for m, n in self._baseline.items() if counts.get(m, 0) < n}
-            if not missing:
-                self._baseline |= counts  # models loaded later (explicit mode) join the baseline
-                continue
-            log.warning("python-backend stub(s) of %s died; healing", sorted(missing))
+            models = {s.model for s in dead}
+            log.warning("python-backend stub(s) of %s died; healing", sorted(models))
             try:
-                self._heal(missing)
+                self._heal(models)
                 self.heals += 1
-                self.rebaseline()
-            except Exception:  # keep watching; the next tick retries
-                log.exception("healing %s failed", sorted(missing))
+            except Exception:  # keep watching; the next look retries
+                log.exception("healing %s failed", sorted(models))
+            self.rebaseline()

@@ -1,0 +1,48 @@
+"""The watchdog's decision rule, with the process table and server replies scripted."""
+
+import pytest
+
+from fashiontag.serving import watchdog
+from fashiontag.serving.watchdog import Stub, StubWatchdog, _stub_of
+
+ATT_1 = Stub("fashiontag_attributes", "1", "fashiontag_attributes_0_0")
+ATT_2 = Stub("fashiontag_attributes", "2", "fashiontag_attributes_0_0")
+
+
+def _dog(monkeypatch, tables: list[dict], ready: dict) -> StubWatchdog:
+    snapshots = iter(tables)
+    monkeypatch.setattr(watchdog, "stub_processes", lambda pgid: next(snapshots))
+    return StubWatchdog(lambda: 1, heal=lambda models: None,
+                        is_ready=lambda model, version: ready.get((model, version), False))
+
+
+def test_a_stub_that_vanished_while_its_version_is_ready_is_dead_on_the_second_look(monkeypatch):
+    dog = _dog(monkeypatch, [{10: ATT_1}, {}, {}], {("fashiontag_attributes", "1"): True})
+    dog.rebaseline()
+    assert dog.check() == set()  # first look: a suspect only
+    assert dog.check() == {ATT_1}
+
+
+def test_a_version_retired_by_a_hot_reload_is_not_a_death(monkeypatch):
+    ready = {("fashiontag_attributes", "2"): True}  # version 1 was unloaded
+    dog = _dog(monkeypatch, [{10: ATT_1}, {11: ATT_2}, {11: ATT_2}, {11: ATT_2}], ready)
+    dog.rebaseline()
+    assert dog.check() == set() and dog.check() == set() and dog.check() == set()
+
+
+def test_an_instance_restarted_under_a_new_pid_is_not_a_death(monkeypatch):
+    ready = {("fashiontag_attributes", "1"): True}
+    dog = _dog(monkeypatch, [{10: ATT_1}, {12: ATT_1}, {12: ATT_1}], ready)
+    dog.rebaseline()
+    assert dog.check() == set() and dog.check() == set()
+
+
+@pytest.mark.parametrize("instance, expected", [
+    (b"fashiontag_preprocess_0_1", Stub("fashiontag_preprocess", "1", "fashiontag_preprocess_0_1")),
+    (b"AUTOCOMPLETE_STUB", None),
+])
+def test_stub_command_lines_are_read_as_model_version_and_instance(instance, expected):
+    argv = [b"/x/backends/python/triton_python_backend_stub",
+            b"/repo/fashiontag_preprocess/1/model.py", b"shm", b"1", b"1", b"9", b"/x", b"336",
+            instance, b"DEFAULT", b""]
+    assert _stub_of(argv) == expected
