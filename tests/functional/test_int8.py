@@ -118,7 +118,7 @@ def test_int8_is_served_through_triton_with_openvino(tmp_path, int8_model, sampl
         np.stack([preprocess_bytes(b) for b in blobs]))
     with TritonServer(free_port_config(repo, log_path=tmp_path / "server.log")) as server, \
             TagClient(server.grpc_url, timeout_s=120) as client:
-        assert client.taxonomy == DEFAULT_TAXONOMY
+        assert client.taxonomy == read_metadata(int8_model).taxonomy
         served = client.tag_batch(blobs)
         config = InferenceServerClient(server.grpc_url).get_model_config(
             "fashiontag_attributes", as_json=True)
