@@ -26,7 +26,8 @@ def _settings(args: argparse.Namespace):
 
     return TagSettings(urls=_urls(args.url), decode=args.decode or DEFAULT_DECODE,
                        concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
-                       balance=args.balance.replace("-", "_"), load_threads=args.load_threads)
+                       balance=args.balance.replace("-", "_"), load_threads=args.load_threads,
+                       outage_limit=args.outage_limit)
 
 
 def _open(args: argparse.Namespace, settings):
@@ -75,6 +76,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
         print(f"fashiontag tag: {stats.summary()}{where}", file=sys.stderr)
         if args.stats_json:
             args.stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
+    if stats.deferred:
+        print(f"fashiontag tag: {stats.deferred} images deferred because the server was "
+              "unavailable; rerun with --resume to tag them", file=sys.stderr)
+        return 3
     return 1 if stats.failed and args.strict else 0
 
 
@@ -108,6 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retries", type=int, default=8,
                    help="retries per image when a server is unavailable/overloaded/timing out")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    p.add_argument("--outage-limit", type=int, default=64,
+                   help="stop when this many images in a row failed because the server is "
+                        "unavailable (they are not written; --resume tags them later)")
     p.add_argument("--source-format", choices=SOURCE_KINDS, default="auto")
     p.add_argument("--id-column", default="id", help="CSV column holding the image id")
     p.add_argument("--path-column", default="path", help="CSV column holding the image path")

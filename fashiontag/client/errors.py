@@ -8,7 +8,7 @@ from __future__ import annotations
 from fashiontag.errors import FashiontagError
 
 __all__ = ["ClientError", "InvalidImageError", "ServerUnavailableError", "RequestTimeoutError",
-           "ModelNotReadyError", "QueueFullError", "translate"]
+           "ModelNotReadyError", "QueueFullError", "translate", "RETRYABLE_ERROR_TYPES"]
 
 
 class ClientError(FashiontagError):
@@ -45,6 +45,12 @@ class ModelNotReadyError(ClientError):
     """The model is not loaded (yet), or its configuration is not what this client expects."""
 
     retryable = True
+
+
+#: ``TagResult.error_type`` names of failures that are the server's state, not the image's
+RETRYABLE_ERROR_TYPES = frozenset(
+    cls.__name__ for cls in (ServerUnavailableError, QueueFullError, RequestTimeoutError,
+                             ModelNotReadyError))
 
 
 def translate(exc: Exception) -> ClientError:

@@ -26,7 +26,13 @@ import numpy as np
 
 from fashiontag.errors import FashiontagError
 from fashiontag.tagging.progress import Progress
-from fashiontag.tagging.runner import TagSettings, count_skips, record_for, write_result
+from fashiontag.tagging.runner import (
+    OutageBreaker,
+    TagSettings,
+    count_skips,
+    record_for,
+    write_result,
+)
 from fashiontag.tagging.sink import RecordSink
 from fashiontag.tagging.sources import SourceItem, skip_done
 from fashiontag.tagging.stats import RunStats
@@ -119,11 +125,14 @@ def _run(ray, rows: list[dict], sink: RecordSink, settings: TagSettings, stats: 
                                  compute=ray.data.ActorPoolStrategy(size=workers),
                                  num_cpus=cpus_per_worker, batch_format="numpy")
     written: set[str] = set()  # a task Ray re-ran after a lost worker must not write twice
+    breaker = OutageBreaker(settings.outage_limit)
     for batch in tagged.iter_batches(batch_size=None, batch_format="numpy"):
         for text, latency, attempts in zip(batch["record"], batch["latency_ms"],
                                            batch["attempts"], strict=True):
             record = json.loads(text)
             if record["id"] in written:
                 continue
-            written.add(record["id"])
-            write_result(sink, record, stats, progress, float(latency), int(attempts))
+            ok = write_result(sink, record, stats, progress, float(latency), int(attempts))
+            if ok:
+                written.add(record["id"])
+            breaker.observe(ok, stats)

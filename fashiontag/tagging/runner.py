@@ -11,14 +11,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fashiontag.client.errors import RETRYABLE_ERROR_TYPES
 from fashiontag.client.results import TagResult
+from fashiontag.errors import FashiontagError
 from fashiontag.tagging.progress import Progress
 from fashiontag.tagging.sink import RecordSink
 from fashiontag.tagging.sources import SourceItem, skip_done
 from fashiontag.tagging.stats import RunStats
 
 __all__ = ["TagSettings", "DEFAULT_DECODE", "tag_catalog", "record_for", "write_result",
-           "count_skips"]
+           "count_skips", "OutageBreaker", "ServerOutageError"]
 
 #: Where images are decoded by default. Measured side by side on this 2-core machine with
 #: benchmarks/tagging_throughput.py (see README, "Catalog tagging"): decoding in the client and
@@ -40,6 +42,7 @@ class TagSettings:
     timeout_s: float = 60.0  # per request
     balance: str = "least_loaded"
     load_threads: int = 2  # file reading (+ decoding with decode="client") per client
+    outage_limit: int = 64  # deferred images in a row that stop the run (server down)
 
     def client_options(self, rotate: int = 0):
         from fashiontag.client import ClientOptions
@@ -64,14 +67,43 @@ def record_for(result: TagResult, path: Path | str | None) -> dict:
     return result.to_record()
 
 
+class ServerOutageError(FashiontagError):
+    """Every recent image failed because the server is unavailable: the run stops early."""
+
+
 def write_result(sink: RecordSink, record: dict, stats: RunStats, progress: Progress | None,
-                 latency_ms: float | None, attempts: int = 1) -> None:
-    """Write first, count second: a record counted is a record on disk."""
+                 latency_ms: float | None, attempts: int = 1) -> bool:
+    """Write first, count second: a record counted is a record on disk.
+
+    A failure that is the server's state, not the image's (unavailable, queue full, deadline
+    exceeded even after the retries), is *not* written: the image is not done, and
+    ``--resume`` tags it once the server is back. Returns whether a record was written.
+    """
+    if record.get("error_type") in RETRYABLE_ERROR_TYPES:
+        stats.deferred += 1
+        return False
     sink.write(record)
     ok = "error" not in record
     stats.add(ok, latency_ms, record.get("error_type"), attempts)
     if progress is not None:
         progress.update(ok)
+    return True
+
+
+class OutageBreaker:
+    """Trips after ``limit`` deferred images in a row: with the server gone, retrying every
+    remaining image of a catalog would only take hours to write nothing."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.streak = limit, 0
+
+    def observe(self, written: bool, stats: RunStats) -> None:
+        self.streak = 0 if written else self.streak + 1
+        if self.streak >= self.limit:
+            raise ServerOutageError(
+                f"the server is unavailable: the last {self.streak} images failed after their "
+                f"retries; {stats.written} records written, {stats.deferred} images deferred. "
+                "Rerun with --resume once the server is back")
 
 
 def count_skips(stats: RunStats):
@@ -100,8 +132,11 @@ def tag_catalog(items: Iterable[SourceItem], sink: RecordSink, settings: TagSett
             paths[item.id] = item.path
             yield item
 
+    breaker = OutageBreaker(settings.outage_limit)
     with TagClient(options=settings.client_options()) as client:
         for result in client.tag_stream(pending(), ordered=False, **settings.stream_kwargs()):
             record = record_for(result, paths.pop(result.id, None))
-            write_result(sink, record, stats, progress, result.latency_ms, result.attempts)
+            written = write_result(sink, record, stats, progress, result.latency_ms,
+                                   result.attempts)
+            breaker.observe(written, stats)
     return stats.finish()

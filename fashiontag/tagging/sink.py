@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -113,11 +114,16 @@ class JsonlSink:
             self._durable = False
             return
         _check_fresh(self.path, resume, overwrite)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise SinkError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            # resuming would read a device or pipe "to the end" (/dev/zero never ends)
+            raise SinkError(f"{self.path} is not a regular file; write JSONL to a file, or to "
+                            "stdout with --out -")
         _lock(self._fd, self.path)
         if resume:
             self.done_ids, self.torn_bytes = read_jsonl_ids(self.path)
@@ -129,9 +135,15 @@ class JsonlSink:
     def write(self, record: dict) -> None:
         data = (json.dumps(record) + "\n").encode()
         view = memoryview(data)
-        while view:  # one write() for a regular file; the loop only guards short writes
-            written = os.write(self._fd, view)
-            view = view[written:]
+        try:
+            while view:  # one write() for a regular file; the loop only guards short writes
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            # a torn last line, if any, is cut off by --resume: nothing half-written counts
+            raise SinkError(f"cannot write to {self.path}: {exc.strerror or exc}; the records "
+                            "before this one are complete, rerun with --resume when it is "
+                            "writable again") from None
         self._unsynced += 1
         if self._durable and (self._unsynced >= self.fsync_every
                               or time.monotonic() - self._last_sync >= self.fsync_interval_s):
@@ -139,16 +151,22 @@ class JsonlSink:
 
     def sync(self) -> None:
         if self._durable and self._unsynced:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise SinkError(f"cannot flush {self.path} to disk: {exc.strerror or exc}; "
+                                "rerun with --resume when it is writable again") from None
         self._unsynced, self._last_sync = 0, time.monotonic()
 
     def close(self) -> None:
         if self._fd is None:
             return
-        self.sync()
-        if self._durable:
-            os.close(self._fd)
-        self._fd = None
+        try:
+            self.sync()
+        finally:
+            if self._durable:
+                os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> JsonlSink:
         return self
@@ -180,8 +198,12 @@ class ParquetSink:
         _check_fresh(self.path, resume, overwrite)
         if self.path.exists() and not self.path.is_dir():
             raise SinkError(f"{self.path} exists and is not a folder of Parquet parts")
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_fd: int | None = os.open(self.path / ".lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_fd: int | None = os.open(self.path / ".lock", os.O_WRONLY | os.O_CREAT,
+                                                0o644)
+        except OSError as exc:
+            raise SinkError(f"cannot open {self.path}: {exc.strerror or exc}") from None
         _lock(self._lock_fd, self.path)
         if overwrite and not resume:
             for part in self.path.glob("part-*.parquet"):

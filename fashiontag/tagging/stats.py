@@ -65,6 +65,7 @@ class RunStats:
     resumed: int = 0  # skipped: already in the output
     repeated: int = 0  # skipped: id came twice in the source
     retried: int = 0  # images that needed more than one request
+    deferred: int = 0  # not written: the server was unavailable (retried by --resume)
     errors: Counter = field(default_factory=Counter)
     latencies: LatencyReservoir = field(default_factory=LatencyReservoir)
     started: float = field(default_factory=time.perf_counter)
@@ -102,6 +103,7 @@ class RunStats:
         p50, p99 = self.latencies.percentile(50), self.latencies.percentile(99)
         return {"total": self.total, "done": self.done, "failed": self.failed,
                 "resumed": self.resumed, "repeated": self.repeated, "retried": self.retried,
+                "deferred": self.deferred,
                 "errors": dict(self.errors), "elapsed_s": round(self.elapsed_s, 3),
                 "images_per_s": round(self.images_per_s, 2),
                 "p50_ms": None if p50 is None else round(p50, 2),
@@ -114,7 +116,7 @@ class RunStats:
                 f"{d['images_per_s']:.1f} images/s")
         if d["p50_ms"] is not None:
             line += f", latency p50 {d['p50_ms']:.0f} ms / p99 {d['p99_ms']:.0f} ms"
-        extras = [f"{d[k]} {k}" for k in ("resumed", "repeated", "retried") if d[k]]
+        extras = [f"{d[k]} {k}" for k in ("resumed", "repeated", "retried", "deferred") if d[k]]
         if extras:
             line += " (" + ", ".join(extras) + ")"
         if d["errors"]:
