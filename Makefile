@@ -24,14 +24,15 @@ run: model
 	$(PY) -m fashiontag demo $(if $(ONCE),--once,)
 
 ## test: unit + functional tests (real tritonserver on free ports); slow suites excluded.
-## Includes a smoke run of every benchmark, so it needs the benchmark venvs (bench-venvs).
-test: model bench-venvs
+## Includes a smoke run of the benchmarks, so it needs perf_analyzer's venv (.venv-bench); the
+## peer servers' venv and their smoke checks belong to `make bench`.
+test: model $(BENCH_STAMP)
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-functional: model bench-venvs
+functional: model $(BENCH_STAMP)
 	$(PY) -m pytest tests/functional -m "not slow" $(PYTEST_ARGS)
 
 ## bench: the benchmark suite (~25 min on 2 cores); results in benchmarks/results/<timestamp>/.

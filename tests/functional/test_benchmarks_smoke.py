@@ -163,10 +163,14 @@ def _check_peer(system, model: Path, blobs) -> None:
     assert system.workdir is None
 
 
+# The peers live in their own venv (torch + Ray Serve + TorchServe + Java): minutes to install,
+# so their smoke checks run with `make bench`, which builds that venv first.
+@pytest.mark.slow
 def test_ray_serve_peer_serves_the_same_model_and_stops_completely(built_model, blobs):
     _check_peer(RayServeSystem(built_model), built_model, blobs)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("java") is None,
                     reason="TorchServe needs Java (apt-get install openjdk-17-jre-headless; "
                            "`make bench-venvs` installs it)")
