@@ -43,6 +43,7 @@ bench: model bench-venvs
 	$(PY) benchmarks/runtimes.py
 	$(PY) benchmarks/tagging_throughput.py
 	$(PY) benchmarks/fewshot.py
+	$(PY) benchmarks/soak.py
 
 bench-smoke: model bench-venvs
 	$(PY) benchmarks/run_all.py --smoke $(BENCH_ARGS)

@@ -29,6 +29,7 @@ from benchmarks.common import (  # noqa: E402
     new_results_dir,
     write_json,
 )
+from fashiontag.protocol import SHED_MESSAGES  # noqa: E402
 
 LOCUSTFILE = ROOT / "benchmarks" / "locustfile.py"
 
@@ -73,21 +74,33 @@ def run_locust(host: str, users: int, seconds: int, out: Path, images: Path,
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=ROOT)
         try:
-            code = proc.wait(seconds + 120)
+            code = proc.wait(seconds + 90)
         except subprocess.TimeoutExpired:
             proc.kill()
             code = proc.wait()
     stats = Path(f"{prefix}_stats.csv")
+    summary_printed = "Response time percentiles" in log.read_text(errors="replace")
+    if code == -9 and summary_printed and stats.exists():
+        code = 0  # locust finished and wrote its CSVs, then hung on exit (gRPC under gevent)
     if code != 0 or not stats.exists():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         return {"users": users, "error": f"locust exit {code}:\n{tail}"}
     result = {"users": users, "seconds": seconds, **parse_stats(stats)}
     failures = Path(f"{prefix}_failures.csv")
+    kinds = []
     if failures.exists():
         with open(failures) as f:
-            result["failure_kinds"] = [{"error": r["Error"], "occurrences": int(r["Occurrences"])}
-                                       for r in csv.DictReader(f)][:5]
+            kinds = [{"error": r["Error"], "occurrences": int(r["Occurrences"])}
+                     for r in csv.DictReader(f)]
+    result["failure_kinds"] = kinds[:5]
+    result["failures_shed"] = sum(k["occurrences"] for k in kinds if _shed(k["error"]))
+    result["failures_other"] = sum(k["occurrences"] for k in kinds if not _shed(k["error"]))
     return result
+
+
+def _shed(error: str) -> bool:
+    """Load the server shed on purpose (queue full / queue timeout), not a failure."""
+    return any(m in error.lower() for m in SHED_MESSAGES)
 
 
 def run(host: str, users: Sequence[int], seconds: int, out: Path, images: Path) -> list[dict]:

@@ -31,8 +31,11 @@ import os  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 import tritonclient.grpc as triton_grpc  # noqa: E402
+
+from fashiontag.protocol import SHED_MESSAGES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ENSEMBLE_MODEL, IMAGE, PROBABILITIES = "fashiontag", "IMAGE", "PROBABILITIES"  # fashiontag.protocol
@@ -46,8 +49,10 @@ def _exit_even_if_grpc_hangs(exit_code: int, **_kwargs) -> None:
     exited 15 s after locust's own shutdown."""
     from gevent import monkey
 
+    real_sleep = monkey.get_original("time", "sleep")  # time.sleep is gevent's after patching
+
     def watchdog() -> None:
-        time.sleep(15)
+        real_sleep(15)
         os._exit(exit_code)
 
     real_thread = monkey.get_original("threading", "Thread")
@@ -61,6 +66,14 @@ def _arguments(parser) -> None:
                              "else samples/photos)")
     parser.add_argument("--model-name", default=ENSEMBLE_MODEL, help="Triton model to call")
     parser.add_argument("--max-images", type=int, default=256)
+    parser.add_argument("--shed-backoff-ms", type=float, default=0.0,
+                        help="after a request the server shed (queue full / queue timeout), wait "
+                             "this long before the next one, as fashiontag's client does; 0 = "
+                             "retry at once")
+
+
+def is_shed(exc: BaseException | None) -> bool:
+    return exc is not None and any(m in str(exc).lower() for m in SHED_MESSAGES)
 
 
 def served_width(client, model: str) -> int:
@@ -88,6 +101,17 @@ def load_images(folder: str, limit: int) -> list[bytes]:
     raise locust.exception.StopUser(f"no images found in {folder or candidates}")
 
 
+class GrpcFailure(Exception):
+    """tritonclient's exceptions repr() as ``InferenceServerException()``, and locust groups and
+    writes failures by repr: this one carries the status and message into the failures CSV."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"{type(exc).__name__}: {exc}")
+
+    def __repr__(self) -> str:
+        return f"GrpcFailure({self.args[0]!r})"
+
+
 class TritonGrpcUser(User):
     """Abstract locust user holding one tritonclient gRPC client; ``infer`` reports every call
     to locust (``request_type="grpc"``) with its latency, size and any exception."""
@@ -108,10 +132,13 @@ class TritonGrpcUser(User):
             if check is not None:
                 check(result)
         except Exception as exc:  # reported to locust as a failure
-            exception = exc
+            exception = exc if str(exc) in repr(exc) else GrpcFailure(exc)
         self.environment.events.request.fire(
             request_type="grpc", name=model, response_time=(time.perf_counter() - started) * 1e3,
             response_length=length, exception=exception, context={})
+        backoff = getattr(self.environment.parsed_options, "shed_backoff_ms", 0.0)
+        if backoff and is_shed(exception):
+            gevent.sleep(backoff / 1000.0)
         return result
 
     def on_stop(self) -> None:

@@ -31,3 +31,7 @@ GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
 def admin_headers(admin_key: str | None) -> dict[str, str]:
     """gRPC metadata that unlocks model control on a server started with ``admin_key``."""
     return {GRPC_ADMIN_KEY_HEADER: admin_key} if admin_key else {}
+
+#: How Triton words a request its queue policy shed (queue full; queued past the timeout): load
+#: shedding the client backs off from and retries, unlike a failure.
+SHED_MESSAGES = ("exceeds maximum queue size", "request timeout expired")

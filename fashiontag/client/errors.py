@@ -6,6 +6,7 @@ Callers never need to import grpc or tritonclient to tell a bad image from a dow
 from __future__ import annotations
 
 from fashiontag.errors import FashiontagError
+from fashiontag.protocol import SHED_MESSAGES
 
 __all__ = ["ClientError", "InvalidImageError", "ServerUnavailableError", "RequestTimeoutError",
            "ModelNotReadyError", "QueueFullError", "translate", "RETRYABLE_ERROR_TYPES"]
@@ -65,9 +66,11 @@ def translate(exc: Exception) -> ClientError:
     lowered = (message or "").lower()
     if status_name == "INVALID_ARGUMENT" or "invalid_arg" in status_name.lower():
         return InvalidImageError(message, status_name)
-    if status_name == "DEADLINE_EXCEEDED" or "deadline exceeded" in lowered:
+    queue_full, queue_timeout = SHED_MESSAGES
+    if status_name == "DEADLINE_EXCEEDED" or "deadline exceeded" in lowered \
+            or queue_timeout in lowered:  # Triton's queue policy shed it
         return RequestTimeoutError(message, status_name)
-    if "exceeds maximum queue size" in lowered or "queue" in lowered and "full" in lowered:
+    if queue_full in lowered or "queue" in lowered and "full" in lowered:
         return QueueFullError(message, status_name)
     if status_name in ("UNAVAILABLE", "CANCELLED") or "unavailable" in lowered \
             or "failed to connect" in lowered or "connection refused" in lowered:

@@ -108,7 +108,10 @@ class ServingSettings:
     # model answers UNAVAILABLE at once (clients back off and retry: QueueFullError). 256 queued
     # images are ~2.5 s of work on 2 cores, well inside the client's default 30 s deadline.
     max_queue_size: int = 256
-    queue_timeout_us: int = 0  # 0 = none; requests waiting longer are rejected
+    # A request queued this long is rejected (UNAVAILABLE "Request timeout expired"; the client
+    # retries it as a timeout) instead of holding a queue slot until the client's own 30 s
+    # deadline has passed and its answer is thrown away. 0 = no queue timeout.
+    queue_timeout_us: int = 15_000_000
     gpu_platform: str = "onnxruntime_onnx"  # or "tensorrt_plan"
     gpu_instances: int = 2
     gpu_opt_batch: int = 32

@@ -18,6 +18,7 @@ from fashiontag.errors import FashiontagError
     ("StatusCode.DEADLINE_EXCEEDED", "Deadline Exceeded", RequestTimeoutError),
     ("StatusCode.UNAVAILABLE", "failed to connect to all addresses", ServerUnavailableError),
     ("StatusCode.UNAVAILABLE", "Exceeds maximum queue size", QueueFullError),
+    ("StatusCode.UNAVAILABLE", "Request timeout expired", RequestTimeoutError),
     ("StatusCode.NOT_FOUND", "Request for unknown model: 'x' is not found", ModelNotReadyError),
     ("StatusCode.INTERNAL", "something else", ClientError),
 ])

@@ -109,8 +109,11 @@ def test_overload_sheds_load_with_a_bounded_queue_by_default():
     for name in (PREPROCESS_MODEL, ATTRIBUTES_MODEL):
         policy = model_configs(META, ServingSettings())[name].dynamic_batching.default_queue_policy
         assert policy.max_queue_size == ServingSettings().max_queue_size > 0
-    unbounded = model_configs(META, ServingSettings(max_queue_size=0))[ATTRIBUTES_MODEL]
-    assert not unbounded.dynamic_batching.HasField("default_queue_policy")
+        # a request queued for longer than the timeout is rejected, not served late
+        assert policy.default_timeout_microseconds == ServingSettings().queue_timeout_us > 0
+        assert policy.timeout_action == policy.REJECT
+    unbounded = model_configs(META, ServingSettings(max_queue_size=0, queue_timeout_us=0))
+    assert not unbounded[ATTRIBUTES_MODEL].dynamic_batching.HasField("default_queue_policy")
 
 
 def test_written_configs_parse_back_identically(tmp_path):
