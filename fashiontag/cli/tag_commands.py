@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from fashiontag.errors import FashiontagError
 
@@ -21,13 +22,22 @@ def _urls(values: list[str] | None) -> tuple[str, ...]:
     return urls
 
 
+def _path(value: Path | None) -> str | None:
+    if value is None:
+        return None
+    if not value.is_file():
+        raise FashiontagError(f"{value}: no such file")
+    return str(value)
+
+
 def _settings(args: argparse.Namespace):
     from fashiontag.tagging.runner import DEFAULT_DECODE, TagSettings
 
     return TagSettings(urls=_urls(args.url), decode=args.decode or DEFAULT_DECODE,
                        concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
                        balance=args.balance.replace("-", "_"), load_threads=args.load_threads,
-                       outage_limit=args.outage_limit)
+                       outage_limit=args.outage_limit, tls_ca=_path(args.tls_ca),
+                       tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key))
 
 
 def _open(args: argparse.Namespace, settings):
@@ -84,7 +94,6 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
 
     from fashiontag.tagging.sources import SOURCE_KINDS
 
@@ -116,6 +125,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outage-limit", type=int, default=64,
                    help="stop when this many images in a row failed because the server is "
                         "unavailable (they are not written; --resume tags them later)")
+    p.add_argument("--tls-ca", type=Path, help="CA bundle (PEM) to verify the servers: "
+                   "enables gRPC TLS")
+    p.add_argument("--tls-cert", type=Path, help="client certificate (PEM), for mutual TLS")
+    p.add_argument("--tls-key", type=Path, help="client private key (PEM), for mutual TLS")
     p.add_argument("--source-format", choices=SOURCE_KINDS, default="auto")
     p.add_argument("--id-column", default="id", help="CSV column holding the image id")
     p.add_argument("--path-column", default="path", help="CSV column holding the image path")

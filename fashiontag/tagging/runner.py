@@ -43,13 +43,18 @@ class TagSettings:
     balance: str = "least_loaded"
     load_threads: int = 2  # file reading (+ decoding with decode="client") per client
     outage_limit: int = 64  # deferred images in a row that stop the run (server down)
+    tls_ca: str | None = None  # PEM CA bundle: TLS to the servers, verified against it
+    tls_cert: str | None = None  # client certificate + key (PEM paths): mutual TLS
+    tls_key: str | None = None
 
     def client_options(self, rotate: int = 0):
         from fashiontag.client import ClientOptions
 
         urls = self.urls[rotate % len(self.urls):] + self.urls[:rotate % len(self.urls)]
         return ClientOptions(url=urls, decode=self.decode, timeout_s=self.timeout_s,
-                             balance=self.balance)
+                             balance=self.balance, ssl=bool(self.tls_ca or self.tls_cert),
+                             root_certificates=self.tls_ca, private_key=self.tls_key,
+                             certificate_chain=self.tls_cert)
 
     def stream_kwargs(self) -> dict:
         return {"concurrency": self.concurrency, "retries": self.retries,

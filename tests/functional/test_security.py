@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,20 @@ def test_mutual_tls_refuses_clients_without_a_certificate(repository, pki, sampl
         with TagClient(server.grpc_url, ssl=True, root_certificates=str(pki / "ca.crt"),
                        timeout_s=5) as stranger, pytest.raises(ClientError):
             stranger.tag(image)
+
+
+def test_tag_cli_speaks_mutual_tls(repository, pki, sample_photos, tmp_path):
+    tls = TlsConfig(pki / "server.crt", pki / "server.key", client_ca=pki / "ca.crt")
+    with TritonServer(free_port_config(repository, tls=tls)) as server:
+        base = [sys.executable, "-m", "fashiontag", "tag", *map(str, sample_photos),
+                "--url", server.grpc_url, "--tls-ca", str(pki / "ca.crt"), "--retries", "1",
+                "--timeout", "10"]
+        out = tmp_path / "tags.jsonl"
+        run = subprocess.run([*base, "--tls-cert", str(pki / "client.crt"), "--tls-key",
+                              str(pki / "client.key"), "--out", str(out)],
+                             capture_output=True, text=True, timeout=180)
+        assert run.returncode == 0, run.stderr
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(records) == len(sample_photos) and all("attributes" in r for r in records)
+        stranger = subprocess.run(base, capture_output=True, text=True, timeout=180)
+        assert stranger.returncode != 0 and "Traceback" not in stranger.stderr
