@@ -188,3 +188,16 @@ def test_hpa_scales_the_deployment_on_a_metric_the_adapter_rules_define():
     assert name in {r["name"]["as"] for r in rules}
     rule = next(r for r in rules if r["name"]["as"] == name)
     assert "nv_inference_queue_duration_us" in rule["metricsQuery"]
+
+
+def test_network_policy_admits_only_labelled_clients_to_the_triton_pods():
+    policy = _k8s("NetworkPolicy")
+    pods = _k8s("Deployment")["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pods.items()
+    inference, metrics = policy["spec"]["ingress"]
+    assert {p["port"] for p in inference["ports"]} == {8000, 8001}
+    assert inference["from"][0]["podSelector"]["matchLabels"] == {"fashiontag.io/client": "true"}
+    assert [p["port"] for p in metrics["ports"]] == [8002]
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert "networkpolicy.yaml" in kustomization["resources"]
