@@ -12,6 +12,7 @@ What it takes on a CPU machine (see docs/triton-on-cpu in the README):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -231,7 +232,7 @@ class TritonServer:
         with self._lock:
             self._launch()
         if c.watchdog and self._watchdog is None:
-            self._watchdog = StubWatchdog(self._pgid, self._heal, self.is_version_ready)
+            self._watchdog = StubWatchdog(self._pgid, self._heal, self.is_version_serving)
             self._watchdog.rebaseline()  # now, not on the first tick: a stub may die at once
             self._watchdog.start()
         return self
@@ -295,6 +296,21 @@ class TritonServer:
                 return r.status == 200
         except OSError:
             return False
+
+    def is_version_serving(self, model: str, version: str) -> bool:
+        """Ready *and* still named by the model's config. A version being retired by a hot
+        reload (few-shot add, rollback) loses its stubs while Triton still reports it ready for
+        a second or two; the new config no longer lists it, so the watchdog leaves it alone."""
+        if not self.is_version_ready(model, version):
+            return False
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/models/{model}/config",
+                                        timeout=2) as r:
+                policy = json.loads(r.read()).get("version_policy") or {}
+        except (OSError, ValueError):
+            return True  # ready is all we know
+        specific = (policy.get("specific") or {}).get("versions")
+        return specific is None or int(version) in {int(v) for v in specific}
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -8,7 +8,8 @@ the launcher's), otherwise it restarts tritonserver on the same ports. Clients s
 a stub error for the requests in flight and complete the work by retrying.
 
 Stubs also end legitimately: a hot reload retires the old version's stubs, and the python
-backend runs a short-lived ``AUTOCOMPLETE_STUB`` while loading. So a stub counts as dead only
+backend runs short-lived helper stubs while loading (``AUTOCOMPLETE_STUB``, and one named after
+the model itself rather than an instance, seen during few-shot reloads). So a stub counts as dead only
 when its instance has no live process *and* Triton still reports its model version ready, on
 two consecutive looks.
 """
@@ -45,9 +46,10 @@ def _stub_of(argv: list[bytes]) -> Stub | None:
         return None
     model_py = Path(argv[1].decode(errors="replace"))
     instance = argv[8].decode(errors="replace") if len(argv) > 8 else ""
-    if instance in _TRANSIENT_INSTANCES:
-        return None
-    return Stub(model_py.parents[1].name, model_py.parent.name, instance)
+    model = model_py.parents[1].name
+    if instance in _TRANSIENT_INSTANCES or instance == model:
+        return None  # a loading helper, not an instance serving requests
+    return Stub(model, model_py.parent.name, instance)
 
 
 def stub_processes(pgid: int) -> dict[int, Stub]:
@@ -119,7 +121,9 @@ class StubWatchdog(threading.Thread):
             if not dead:
                 continue
             models = {s.model for s in dead}
-            log.warning("python-backend stub(s) of %s died; healing", sorted(models))
+            log.warning("python-backend stub(s) died: %s; healing %s",
+                        ", ".join(sorted(f"{s.model}:{s.version}:{s.instance}" for s in dead)),
+                        sorted(models))
             try:
                 self._heal(models)
                 self.heals += 1

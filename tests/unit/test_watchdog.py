@@ -40,6 +40,7 @@ def test_an_instance_restarted_under_a_new_pid_is_not_a_death(monkeypatch):
 @pytest.mark.parametrize("instance, expected", [
     (b"fashiontag_preprocess_0_1", Stub("fashiontag_preprocess", "1", "fashiontag_preprocess_0_1")),
     (b"AUTOCOMPLETE_STUB", None),
+    (b"fashiontag_preprocess", None),  # a model-level helper while loading, not an instance
 ])
 def test_stub_command_lines_are_read_as_model_version_and_instance(instance, expected):
     argv = [b"/x/backends/python/triton_python_backend_stub",
