@@ -48,7 +48,7 @@ def test_cpu_repository_is_ensemble_of_two_python_models():
     att = configs[ATTRIBUTES_MODEL]
     assert att.backend == "python" and _kind(att) == "KIND_CPU"
     assert att.input[0].name == PIXELS and list(att.input[0].dims) == [224, 224, 3]
-    assert att.HasField("dynamic_batching") and att.max_batch_size == 64
+    assert att.HasField("dynamic_batching") and att.max_batch_size == 16  # CPU default
     assert [w.batch_size for w in att.model_warmup] == [1, 8]
 
 
