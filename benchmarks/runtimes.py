@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.catalog import make_catalog  # noqa: E402
+from benchmarks.common import new_results_dir, write_json  # noqa: E402
 from fashiontag.runtimes import RuntimeOptions, load_model  # noqa: E402
 
 FP32 = ROOT / "artifacts" / "fashiontag.onnx"
@@ -274,10 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
             for k in ("smooth", "camera_grain")},
     }
     print(json.dumps(result, indent=2))
-    out = args.out or ROOT / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S") / \
-        "runtimes.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_json(args.out or new_results_dir() / "runtimes.json", result)
     return result
 
 

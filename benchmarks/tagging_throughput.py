@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from benchmarks.catalog import make_catalog  # noqa: E402
+from benchmarks.common import new_results_dir, write_json  # noqa: E402
 from fashiontag.export.onnx_export import onnx_session  # noqa: E402
 from fashiontag.images import preprocess_bytes  # noqa: E402
 from fashiontag.protocol import PIXELS, PROBABILITIES  # noqa: E402
@@ -172,10 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["catalogs"][name] = measure(url, args.model, paths, args.rounds,
                                                args.concurrency, tmp, session)
     print(json.dumps(result, indent=2))
-    out = args.out or ROOT / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S") / \
-        "tagging_throughput.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_json(args.out or new_results_dir() / "tagging_throughput.json", result)
     return result
 
 

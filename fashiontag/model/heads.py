@@ -19,8 +19,8 @@ from torch import nn
 from fashiontag.model.network import AttributeHead, NormalizedLinearHead
 from fashiontag.taxonomy import Taxonomy
 
-__all__ = ["HeadFit", "fit_head", "select_head", "save_heads", "load_heads", "accuracy",
-           "confusion_matrix", "default_steps", "keep_fewshot_heads"]
+__all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "save_heads", "load_heads",
+           "accuracy", "confusion_matrix", "default_steps", "keep_fewshot_heads"]
 
 
 @dataclass
@@ -54,12 +54,12 @@ def fit_head(features: np.ndarray, labels: np.ndarray, num_values: int, *, hidde
                              torch.zeros_like(counts))
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
     steps = steps or default_steps(len(y), batch)
-    with _single_thread():
+    with single_thread():
         return _train(head, x, y, loss_fn, lr, weight_decay, steps, batch, seed)
 
 
 @contextmanager
-def _single_thread() -> Iterator[None]:
+def single_thread() -> Iterator[None]:
     """Heads are small matmuls: one thread is nearly as fast, and on a busy machine OpenMP
     barriers across oversubscribed cores make two threads many times slower."""
     previous = torch.get_num_threads()

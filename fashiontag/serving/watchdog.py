@@ -9,9 +9,9 @@ a stub error for the requests in flight and complete the work by retrying.
 
 Stubs also end legitimately: a hot reload retires the old version's stubs, and the python
 backend runs short-lived helper stubs while loading (``AUTOCOMPLETE_STUB``, and one named after
-the model itself rather than an instance, seen during few-shot reloads). So a stub counts as dead only
-when its instance has no live process *and* Triton still reports its model version ready, on
-two consecutive looks.
+the model itself rather than an instance, seen during few-shot reloads). So a stub counts as
+dead only when its instance has no live process *and* Triton still serves its model version
+(ready, and named by the config), on two consecutive looks.
 """
 
 from __future__ import annotations
