@@ -178,6 +178,20 @@ def stop_process_tree(process: subprocess.Popen, grace_s: float = 15.0,
     return killed
 
 
+def cpu_seconds(procs: Iterable) -> dict[int, float]:
+    """pid → user + system CPU seconds so far, for the psutil processes still alive."""
+    import psutil
+
+    seen: dict[int, float] = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            seen[p.pid] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return seen
+
+
 class CpuMeter:
     """CPU seconds used by a set of process trees between ``start`` and ``stop`` (in cores)."""
 
@@ -187,17 +201,7 @@ class CpuMeter:
         self._t0 = 0.0
 
     def _sample(self) -> dict[int, float]:
-        import psutil
-
-        seen: dict[int, float] = {}
-        for pid in self.pids:
-            for p in process_tree(pid):
-                try:
-                    t = p.cpu_times()
-                    seen[p.pid] = t.user + t.system
-                except psutil.NoSuchProcess:
-                    pass
-        return seen
+        return cpu_seconds(p for pid in self.pids for p in process_tree(pid))
 
     def start(self) -> None:
         self._start = self._sample()

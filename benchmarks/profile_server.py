@@ -25,7 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import DEFAULT_MODEL, catalog_blobs, new_results_dir, write_json  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_MODEL,
+    catalog_blobs,
+    cpu_seconds,
+    new_results_dir,
+    write_json,
+)
 from benchmarks.loadgen import run_closed_loop  # noqa: E402
 from benchmarks.reference import in_process_cpu_ms  # noqa: E402
 from fashiontag.serving.repository import ServingSettings  # noqa: E402
@@ -41,19 +47,6 @@ def _role(proc) -> str:
     if "tritonserver" in cmd:
         return "tritonserver"
     return proc.name()
-
-
-def _cpu(procs) -> dict[int, float]:
-    import psutil
-
-    out = {}
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            out[p.pid] = t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return out
 
 
 def _py_spy(pids_roles: dict[int, str], seconds: float, out: Path) -> dict[str, list]:
@@ -116,13 +109,13 @@ def profile(model: Path, concurrency: int, seconds: float, use_py_spy: bool, out
             spy_thread = threading.Thread(
                 target=lambda: spy.update(_py_spy(roles, seconds, out)), daemon=True)
             spy_thread.start()
-        before = _cpu(procs)
+        before = cpu_seconds(procs)
         client0, t0 = time.process_time(), time.perf_counter()
         load = run_closed_loop(system.target(), blobs, concurrency, duration_s=seconds,
                                warmup_s=0)
         wall = time.perf_counter() - t0
         client_cpu = time.process_time() - client0
-        after = _cpu(procs)
+        after = cpu_seconds(procs)
         stats1 = system.statistics()
         if spy_thread is not None:
             spy_thread.join(seconds + 90)
