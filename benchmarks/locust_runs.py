@@ -29,7 +29,7 @@ from benchmarks.common import (  # noqa: E402
     new_results_dir,
     write_json,
 )
-from fashiontag.protocol import SHED_MESSAGES  # noqa: E402
+from fashiontag.protocol import is_shed  # noqa: E402
 
 LOCUSTFILE = ROOT / "benchmarks" / "locustfile.py"
 
@@ -93,14 +93,10 @@ def run_locust(host: str, users: int, seconds: int, out: Path, images: Path,
             kinds = [{"error": r["Error"], "occurrences": int(r["Occurrences"])}
                      for r in csv.DictReader(f)]
     result["failure_kinds"] = kinds[:5]
-    result["failures_shed"] = sum(k["occurrences"] for k in kinds if _shed(k["error"]))
-    result["failures_other"] = sum(k["occurrences"] for k in kinds if not _shed(k["error"]))
+    result["failures_shed"] = sum(k["occurrences"] for k in kinds if is_shed(k["error"]))
+    result["failures_other"] = sum(k["occurrences"] for k in kinds if not is_shed(k["error"]))
     return result
 
-
-def _shed(error: str) -> bool:
-    """Load the server shed on purpose (queue full / queue timeout), not a failure."""
-    return any(m in error.lower() for m in SHED_MESSAGES)
 
 
 def run(host: str, users: Sequence[int], seconds: int, out: Path, images: Path) -> list[dict]:

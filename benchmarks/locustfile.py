@@ -35,7 +35,7 @@ import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 import tritonclient.grpc as triton_grpc  # noqa: E402
 
-from fashiontag.protocol import SHED_MESSAGES  # noqa: E402
+from fashiontag.protocol import is_shed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ENSEMBLE_MODEL, IMAGE, PROBABILITIES = "fashiontag", "IMAGE", "PROBABILITIES"  # fashiontag.protocol
@@ -70,10 +70,6 @@ def _arguments(parser) -> None:
                         help="after a request the server shed (queue full / queue timeout), wait "
                              "this long before the next one, as fashiontag's client does; 0 = "
                              "retry at once")
-
-
-def is_shed(exc: BaseException | None) -> bool:
-    return exc is not None and any(m in str(exc).lower() for m in SHED_MESSAGES)
 
 
 def served_width(client, model: str) -> int:
@@ -137,7 +133,7 @@ class TritonGrpcUser(User):
             request_type="grpc", name=model, response_time=(time.perf_counter() - started) * 1e3,
             response_length=length, exception=exception, context={})
         backoff = getattr(self.environment.parsed_options, "shed_backoff_ms", 0.0)
-        if backoff and is_shed(exception):
+        if backoff and exception is not None and is_shed(str(exception)):
             gevent.sleep(backoff / 1000.0)
         return result
 

@@ -35,3 +35,9 @@ def admin_headers(admin_key: str | None) -> dict[str, str]:
 #: How Triton words a request its queue policy shed (queue full; queued past the timeout): load
 #: shedding the client backs off from and retries, unlike a failure.
 SHED_MESSAGES = ("exceeds maximum queue size", "request timeout expired")
+
+
+def is_shed(message: str) -> bool:
+    """Whether an error message says the queue policy shed the request (see SHED_MESSAGES)."""
+    lowered = message.lower()
+    return any(m in lowered for m in SHED_MESSAGES)
