@@ -112,6 +112,7 @@ class ServerConfig:
     watchdog: bool = True  # heal models whose python stub died (see serving/watchdog.py)
     log_verbose: int = 0
     exit_timeout_s: int = 30
+    heal_grace_s: float = 5.0  # healing restart: in-flight work in a dead stub never ends
     startup_timeout_s: float = 180.0
     tls: TlsConfig | None = None
     extra_args: tuple[str, ...] = ()
@@ -268,13 +269,25 @@ class TritonServer:
                     client.load_model(model, headers=self.admin_headers)
             log.warning("reloaded %s", sorted(models))
             return
-        self.restart()
+        # Requests stuck in the dead stub would hold a graceful stop for the whole exit timeout
+        # (30 s, then a slow start on a busy machine: clients gave up), so the grace is short.
+        self.restart(grace_s=self.config.heal_grace_s, attempts=3)
 
-    def restart(self) -> None:
+    def restart(self, grace_s: float | None = None, attempts: int = 1) -> None:
+        """Stop (SIGTERM, ``grace_s`` for in-flight work, then SIGKILL) and start on the same
+        ports; a failed start is retried so that one bad moment does not leave the server down."""
         with self._lock:
             log.warning("restarting tritonserver on %s", self.grpc_url)
-            self._terminate()
-            self._launch()
+            for attempt in range(1, attempts + 1):
+                self._terminate(grace_s)
+                try:
+                    self._launch()
+                    break
+                except ServerError:
+                    if attempt == attempts:
+                        raise
+                    log.exception("restart attempt %d of %d failed; retrying", attempt, attempts)
+                    time.sleep(1.0)
             self.restarts += 1
 
     def _port_answers(self) -> bool:
