@@ -47,8 +47,10 @@ def _kill_stub(server: TritonServer, model: str) -> int:
 def test_killed_stub_is_healed_and_retrying_clients_complete(repository, sample_photos, model,
                                                              model_control):
     image = sample_photos[0].read_bytes()
-    with TritonServer(free_port_config(repository, model_control=model_control)) as server, \
-            TagClient(server.grpc_url, timeout_s=30) as client:
+    # the request that was inside the killed stub never ends, so a graceful stop would wait
+    # for the whole exit timeout: keep it short here
+    config = free_port_config(repository, model_control=model_control, exit_timeout_s=3)
+    with TritonServer(config) as server, TagClient(server.grpc_url, timeout_s=30) as client:
         expected = client.tag(image).vector
         _kill_stub(server, model)
         results = [_tag_with_retries(client, image) for _ in range(5)]
