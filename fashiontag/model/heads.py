@@ -7,6 +7,7 @@ held-out split and keeps the one that measures better.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from torch import nn
 from fashiontag.model.network import AttributeHead, NormalizedLinearHead
 from fashiontag.taxonomy import Taxonomy
 
-__all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "save_heads", "load_heads",
+__all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "select_heads",
+           "save_heads", "load_heads",
            "accuracy", "confusion_matrix", "default_steps", "keep_fewshot_heads"]
 
 
@@ -114,6 +116,8 @@ def select_head(features: np.ndarray, labels: np.ndarray, num_values: int, *,
                 validation_share: float = 0.15, steps: int | None = None) -> HeadFit:
     """Pick the head shape on a held-out split, then refit the winner on all the data."""
     labelled = np.flatnonzero(labels >= 0)
+    if len(labelled) == 0:
+        raise ValueError("no labelled examples to fit a head on")
     rng = np.random.default_rng(seed)
     val = rng.choice(labelled, max(1, int(len(labelled) * validation_share)), replace=False)
     train_labels = labels.copy()
@@ -128,6 +132,35 @@ def select_head(features: np.ndarray, labels: np.ndarray, num_values: int, *,
             best_hidden, best_acc = hidden, acc
     head = fit_head(features, labels, num_values, hidden=best_hidden, seed=seed, steps=steps)
     return HeadFit(head, best_hidden, best_acc)
+
+
+def select_heads(jobs: Mapping[str, tuple[np.ndarray, np.ndarray, int]], *,
+                 workers: int | None = None, **kwargs) -> dict[str, HeadFit]:
+    """``select_head`` for independent attributes, spread over one worker process per core.
+
+    Each fit is single-threaded and seeds itself, so the heads are bit-identical to fitting them
+    one after another. Processes rather than threads because dropout and initialisation draw from
+    torch's process-wide generator; plain ``python -m`` workers (``fit_worker``) rather than
+    multiprocessing, which would re-run an unguarded ``__main__`` in every child.
+    """
+    if workers is None:
+        workers = len(os.sched_getaffinity(0))
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        return {name: select_head(f, y, n, **kwargs) for name, (f, y, n) in jobs.items()}
+    from fashiontag.model.fit_worker import run_workers
+
+    rounds = len(kwargs.get("hidden_options", (0, 512))) + 1
+    cost = {name: rounds * (kwargs.get("steps") or default_steps(int((y >= 0).sum())))
+            for name, (_, y, _) in jobs.items()}
+    bins: list[list[str]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for name in sorted(jobs, key=cost.__getitem__, reverse=True):  # longest first, least loaded
+        i = load.index(min(load))
+        bins[i].append(name)
+        load[i] += cost[name]
+    groups = [[(name, *jobs[name], kwargs) for name in group] for group in bins if group]
+    return {name: fits[name] for fits in [run_workers(groups)] for name in jobs}
 
 
 def _head_class(kind: str) -> type[nn.Module]:

@@ -188,17 +188,9 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         parts.append(_fmnist_features(cfg, extractor, "train", index, True))
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
-    log.info("fitting category head on %d Fashion-MNIST examples", len(y))
-    fit = heads_lib.select_head(x, y, CATEGORY.num_values, hidden_options=cfg.hidden_options,
-                                seed=cfg.seed, steps=cfg.steps)
-    heads[CATEGORY.name] = fit.head
     test_x, test_y = _fmnist_features(cfg, extractor, "test", None, False)
-    summary = _summarise(CATEGORY.name, fit, test_x, test_y, CATEGORY.num_values, len(y))
-    summary["test_set"] = "Fashion-MNIST test (10,000 real images)"
     # dark-on-light garments (like catalog photos): the first 2,000 test images, inverted
     inv_x, inv_y = _fmnist_features(cfg, extractor, "test", np.arange(2000), True)
-    summary["test_accuracy_inverted_2000"] = round(heads_lib.accuracy(fit.head, inv_x, inv_y), 4)
-    report["heads"][CATEGORY.name] = summary
 
     # FashionAI heads: rendered garments (+ real FashionAI CSV when given)
     rx, ry = _rendered_features(cfg, extractor, cfg.rendered_train, seed=cfg.seed + 1,
@@ -208,19 +200,32 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         cx, cy = _fashionai_csv_features(cfg, extractor)
         rx = np.concatenate([rx, cx])
         ry = {k: np.concatenate([ry[k], cy[k]]) for k in ry}
+
+    # every head fits on its own features: all at once, a process per core
+    jobs = {CATEGORY.name: (x, y, CATEGORY.num_values)}
     for attribute in FASHIONAI_ATTRIBUTES:
-        if attribute.name not in taxonomy:
+        if attribute.name in taxonomy:
+            jobs[attribute.name] = (rx, ry[attribute.name], attribute.num_values)
+    for name, (_, labels, _) in jobs.items():
+        log.info("fitting %s head on %d examples", name, int((labels >= 0).sum()))
+    fits = heads_lib.select_heads(jobs, hidden_options=cfg.hidden_options, seed=cfg.seed,
+                                  steps=cfg.steps)
+
+    fit = fits[CATEGORY.name]
+    heads[CATEGORY.name] = fit.head
+    summary = _summarise(CATEGORY.name, fit, test_x, test_y, CATEGORY.num_values, len(y))
+    summary["test_set"] = "Fashion-MNIST test (10,000 real images)"
+    summary["test_accuracy_inverted_2000"] = round(heads_lib.accuracy(fit.head, inv_x, inv_y), 4)
+    report["heads"][CATEGORY.name] = summary
+    for name, fit in fits.items():
+        if name == CATEGORY.name:
             continue
-        labels = ry[attribute.name]
-        log.info("fitting %s head on %d examples", attribute.name, int((labels >= 0).sum()))
-        fit = heads_lib.select_head(rx, labels, attribute.num_values,
-                                    hidden_options=cfg.hidden_options, seed=cfg.seed,
-                                    steps=cfg.steps)
-        heads[attribute.name] = fit.head
-        summary = _summarise(attribute.name, fit, tx, ty[attribute.name], attribute.num_values,
-                             int((labels >= 0).sum()))
+        attribute = taxonomy[name]
+        heads[name] = fit.head
+        summary = _summarise(name, fit, tx, ty[name], attribute.num_values,
+                             int((ry[name] >= 0).sum()))
         summary["test_set"] = "procedurally rendered garments (held-out seed)"
-        report["heads"][attribute.name] = summary
+        report["heads"][name] = summary
 
     if cfg.colour:  # fixed, untrained: pixels → named-colour shares (fashiontag.colour)
         from fashiontag.colour.head import ColourHead

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from fashiontag.model.heads import (
@@ -8,6 +9,7 @@ from fashiontag.model.heads import (
     load_heads,
     save_heads,
     select_head,
+    select_heads,
 )
 from fashiontag.model.network import AttributeHead, AttributeHeads, InputNormalization
 from fashiontag.taxonomy import DEFAULT_TAXONOMY
@@ -36,6 +38,26 @@ def test_select_head_reports_validation_accuracy_of_chosen_shape():
     fit = select_head(x, y, 3, hidden_options=(0, 16), steps=200)
     assert fit.hidden in (0, 16)
     assert 0.9 < fit.validation_accuracy <= 1.0
+
+
+def test_heads_fitted_in_worker_processes_are_bit_identical_to_fitting_them_in_turn():
+    jobs = {f"attr{i}": (*_blobs(classes=2 + i, seed=i), 2 + i) for i in range(3)}
+    kwargs = {"hidden_options": (0, 16), "steps": 60}
+    spread = select_heads(jobs, workers=2, **kwargs)
+    assert list(spread) == list(jobs)
+    for name, (x, y, n) in jobs.items():
+        alone = select_head(x, y, n, **kwargs)
+        assert spread[name].hidden == alone.hidden
+        assert spread[name].validation_accuracy == alone.validation_accuracy
+        a, b = spread[name].head.state_dict(), alone.head.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_failing_fit_worker_names_the_heads_it_was_fitting():
+    x, y = _blobs()
+    jobs = {"fine": (x, y, 3), "broken": (x, np.full_like(y, -1), 3)}  # nothing labelled
+    with pytest.raises(RuntimeError, match=r"(?s)broken.*no labelled examples"):
+        select_heads(jobs, workers=2, steps=10)
 
 
 def test_heads_round_trip_through_disk(tmp_path):
