@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.smoke:
         args.shots, args.draws, args.candidates_per_class = "1,5", 2, 40
-        args.pool, args.test_images, args.images_per_value = 200, 1000, 8
+        args.pool, args.test_images, args.images_per_value = 100, 500, 8
     shots = [int(s) for s in args.shots.split(",")]
 
     t0 = time.perf_counter()

@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 class FeatureExtractor:
     """Pixels ``uint8 [N, S, S, 3]`` → features ``float32 [N, 1280]`` with onnxruntime."""
 
-    def __init__(self, onnx_path: str | Path, batch: int = 32) -> None:
+    # batch 16: ~15 % faster than 32 on these 2-core CPUs (measured: 6.2 vs 7.2 ms/image), and
+    # the features are bit-identical at any batch size, so caches stay valid
+    def __init__(self, onnx_path: str | Path, batch: int = 16) -> None:
         from fashiontag.export.onnx_export import onnx_session
 
         self.path = Path(onnx_path)

@@ -14,8 +14,8 @@ from benchmarks import soak
 
 
 def test_locust_above_capacity_only_sheds_load_and_the_server_recovers(built_model, tmp_path):
-    report = soak.run(built_model, users=32, seconds=15, out=tmp_path, max_queue_size=4,
-                      queue_timeout_us=2_000_000, warmup_s=5, probe_s=4)
+    report = soak.run(built_model, users=32, seconds=10, out=tmp_path, max_queue_size=4,
+                      queue_timeout_us=2_000_000, warmup_s=3, probe_s=3)
     load = report["soak"]
     assert "error" not in load, load.get("error")
     assert load["requests"] > 0
