@@ -138,6 +138,7 @@ class TritonServer:
         self._own_log_dir: Path | None = None
         self._lock = threading.RLock()
         self._watchdog: StubWatchdog | None = None
+        self._stopping = False
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -219,6 +220,7 @@ class TritonServer:
 
     def start(self) -> TritonServer:
         c = self.config
+        self._stopping = False
         if not Path(c.repository).is_dir():
             raise ServerError(f"model repository {c.repository} does not exist; run `make model`")
         for attr in ("grpc_port", "http_port", "metrics_port"):
@@ -233,7 +235,8 @@ class TritonServer:
         with self._lock:
             self._launch()
         if c.watchdog and self._watchdog is None:
-            self._watchdog = StubWatchdog(self._pgid, self._heal, self.is_version_serving)
+            self._watchdog = StubWatchdog(self._pgid, self._heal, self.is_version_serving,
+                                          revive=self._revive)
             self._watchdog.rebaseline()  # now, not on the first tick: a stub may die at once
             self._watchdog.start()
         return self
@@ -272,6 +275,15 @@ class TritonServer:
         # Requests stuck in the dead stub would hold a graceful stop for the whole exit timeout
         # (30 s, then a slow start on a busy machine: clients gave up), so the grace is short.
         self.restart(grace_s=self.config.heal_grace_s, attempts=3)
+
+    def _revive(self) -> None:
+        """tritonserver exited on its own: start it again, unless a stop is under way."""
+        with self._lock:
+            if self._stopping or self.is_running():
+                return
+            log.warning("tritonserver exited on its own (code %s); starting it again",
+                        self.process.returncode if self.process else None)
+            self.restart(grace_s=0, attempts=3)
 
     def restart(self, grace_s: float | None = None, attempts: int = 1) -> None:
         """Stop (SIGTERM, ``grace_s`` for in-flight work, then SIGKILL) and start on the same
@@ -348,6 +360,8 @@ class TritonServer:
 
     def stop(self, timeout_s: float | None = None) -> int | None:
         """SIGTERM (Triton finishes in-flight requests), then SIGKILL the group; clean /dev/shm."""
+        with self._lock:
+            self._stopping = True  # the watchdog must not revive what is being stopped
         if self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog.join(5)

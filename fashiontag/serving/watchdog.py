@@ -12,6 +12,9 @@ backend runs short-lived helper stubs while loading (``AUTOCOMPLETE_STUB``, and 
 the model itself rather than an instance, seen during few-shot reloads). So a stub counts as
 dead only when its instance has no live process *and* Triton still serves its model version
 (ready, and named by the config), on two consecutive looks.
+
+The same thread notices when tritonserver itself has exited without being asked to (the OOM
+killer, a crash) and has the launcher start it again on the same ports.
 """
 
 from __future__ import annotations
@@ -80,11 +83,13 @@ class StubWatchdog(threading.Thread):
     """
 
     def __init__(self, pgid: Callable[[], int | None], heal: Callable[[set[str]], None],
-                 is_ready: Callable[[str, str], bool], interval_s: float = 1.0) -> None:
+                 is_ready: Callable[[str, str], bool], interval_s: float = 1.0,
+                 revive: Callable[[], None] | None = None) -> None:
         super().__init__(name="fashiontag-stub-watchdog", daemon=True)
         self._pgid = pgid
         self._heal = heal
         self._is_ready = is_ready
+        self._revive = revive  # called when tritonserver itself is gone (OOM kill, crash)
         self.interval_s = interval_s
         self._stop_event = threading.Event()
         self._known: dict[int, Stub] = {}
@@ -116,7 +121,18 @@ class StubWatchdog(threading.Thread):
         return confirmed
 
     def run(self) -> None:
+        failures = 0
         while not self._stop_event.wait(self.interval_s):
+            if self._revive is not None and self._pgid() is None:
+                try:
+                    self._revive()
+                    failures = 0
+                except Exception:  # keep watching; retry, backing off up to a minute
+                    failures += 1
+                    log.exception("starting tritonserver again failed (%d in a row)", failures)
+                    self._stop_event.wait(min(60.0, 2.0 ** failures))
+                self.rebaseline()
+                continue
             dead = self.check()
             if not dead:
                 continue

@@ -62,6 +62,22 @@ def test_killed_stub_is_healed_and_retrying_clients_complete(repository, sample_
         assert len(stub_processes(server.process.pid)) >= 3
 
 
+def test_a_server_that_exits_on_its_own_is_started_again_and_retrying_clients_complete(
+        repository, sample_photos):
+    image = sample_photos[0].read_bytes()
+    config = free_port_config(repository, exit_timeout_s=3)
+    with TritonServer(config) as server, TagClient(server.grpc_url, timeout_s=30) as client:
+        expected = client.tag(image).vector
+        first_pid = server.process.pid
+        os.kill(first_pid, signal.SIGKILL)  # what the OOM killer does
+        results = [_tag_with_retries(client, image) for _ in range(3)]
+        assert all(abs(r.vector - expected).max() < 1e-5 for r, _ in results)
+        assert server.restarts == 1 and server.process.pid != first_pid
+        assert sum(failures for _, failures in results) >= 1  # the outage was real
+    assert not server.is_running()  # stop() is final: the watchdog does not revive it
+    assert not list(Path("/dev/shm").glob(f"{server.shm_prefix}*"))
+
+
 # --------------------------------------------------------------------------- catalog runs
 def _tag_cli(*args: str, timeout: float = 300) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fashiontag", "tag", *args],

@@ -1,5 +1,7 @@
 """The watchdog's decision rule, with the process table and server replies scripted."""
 
+import time
+
 import pytest
 
 from fashiontag.serving import watchdog
@@ -47,3 +49,31 @@ def test_stub_command_lines_are_read_as_model_version_and_instance(instance, exp
             b"/repo/fashiontag_preprocess/1/model.py", b"shm", b"1", b"1", b"9", b"/x", b"336",
             instance, b"DEFAULT", b""]
     assert _stub_of(argv) == expected
+
+
+def _run_briefly(dog: StubWatchdog, seconds: float) -> None:
+    dog.start()
+    time.sleep(seconds)
+    dog.stop()
+    dog.join(5)
+
+
+def test_a_server_gone_on_its_own_is_revived_not_healed():
+    revived, healed = [], []
+    dog = StubWatchdog(lambda: None, heal=healed.append, is_ready=lambda m, v: True,
+                       interval_s=0.01, revive=lambda: revived.append(1))
+    _run_briefly(dog, 0.2)
+    assert revived and not healed
+
+
+def test_failed_revivals_back_off_instead_of_spinning():
+    calls = []
+
+    def revive() -> None:
+        calls.append(time.monotonic())
+        raise RuntimeError("tritonserver exited with code 1")
+
+    dog = StubWatchdog(lambda: None, heal=lambda models: None, is_ready=lambda m, v: True,
+                       interval_s=0.01, revive=revive)
+    _run_briefly(dog, 0.5)
+    assert len(calls) == 1  # the next try waits 2 s, then 4, 8, ... up to a minute
