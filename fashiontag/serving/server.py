@@ -109,7 +109,7 @@ class ServerConfig:
     model_control: str = "none"  # "explicit": load/unload API, locked with admin_key
     admin_key: str | None = None  # required header value for model control; generated if None
     load_models: tuple[str, ...] = ()  # explicit mode: models to load at start (default: all)
-    watchdog: bool = True  # heal models whose python stub died (see serving/watchdog.py)
+    watchdog: bool = True  # heal dead python stubs, revive an exited server (serving/watchdog.py)
     log_verbose: int = 0
     exit_timeout_s: int = 30
     heal_grace_s: float = 5.0  # healing restart: in-flight work in a dead stub never ends
