@@ -150,8 +150,8 @@ def select_heads(jobs: Mapping[str, tuple[np.ndarray, np.ndarray, int]], *,
         return {name: select_head(f, y, n, **kwargs) for name, (f, y, n) in jobs.items()}
     from fashiontag.model.fit_worker import run_workers
 
-    rounds = len(kwargs.get("hidden_options", (0, 512))) + 1
-    cost = {name: rounds * (kwargs.get("steps") or default_steps(int((y >= 0).sum())))
+    # every fit runs the same shapes, so optimiser steps rank the jobs by cost
+    cost = {name: kwargs.get("steps") or default_steps(int((y >= 0).sum()))
             for name, (_, y, _) in jobs.items()}
     bins: list[list[str]] = [[] for _ in range(workers)]
     load = [0] * workers
@@ -160,7 +160,8 @@ def select_heads(jobs: Mapping[str, tuple[np.ndarray, np.ndarray, int]], *,
         bins[i].append(name)
         load[i] += cost[name]
     groups = [[(name, *jobs[name], kwargs) for name in group] for group in bins if group]
-    return {name: fits[name] for fits in [run_workers(groups)] for name in jobs}
+    fits = run_workers(groups)
+    return {name: fits[name] for name in jobs}
 
 
 def _head_class(kind: str) -> type[nn.Module]:
