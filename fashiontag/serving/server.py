@@ -274,7 +274,8 @@ class TritonServer:
             return
         # Requests stuck in the dead stub would hold a graceful stop for the whole exit timeout
         # (30 s, then a slow start on a busy machine: clients gave up), so the grace is short.
-        self.restart(grace_s=self.config.heal_grace_s, attempts=3)
+        # If the start fails, the watchdog finds no server and revives it, backing off.
+        self.restart(grace_s=self.config.heal_grace_s)
 
     def _revive(self) -> None:
         """tritonserver exited on its own: start it again, unless a stop is under way."""
@@ -283,23 +284,15 @@ class TritonServer:
                 return
             log.warning("tritonserver exited on its own (code %s); starting it again",
                         self.process.returncode if self.process else None)
-            self.restart(grace_s=0, attempts=3)
+            self.restart(grace_s=0)
 
-    def restart(self, grace_s: float | None = None, attempts: int = 1) -> None:
+    def restart(self, grace_s: float | None = None) -> None:
         """Stop (SIGTERM, ``grace_s`` for in-flight work, then SIGKILL) and start on the same
-        ports; a failed start is retried so that one bad moment does not leave the server down."""
+        ports. A failed start raises; under the watchdog, the next look retries it."""
         with self._lock:
             log.warning("restarting tritonserver on %s", self.grpc_url)
-            for attempt in range(1, attempts + 1):
-                self._terminate(grace_s)
-                try:
-                    self._launch()
-                    break
-                except ServerError:
-                    if attempt == attempts:
-                        raise
-                    log.exception("restart attempt %d of %d failed; retrying", attempt, attempts)
-                    time.sleep(1.0)
+            self._terminate(grace_s)
+            self._launch()
             self.restarts += 1
 
     def _port_answers(self) -> bool:
