@@ -12,24 +12,26 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fashiontag.artifacts import SAMPLES_DIR, checkout_artifacts
 from fashiontag.images import encode_jpeg
 from fashiontag.model.datasets import fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = checkout_artifacts()
 
 
 def make_catalog(n: int = 2000, size: tuple[int, int] = (480, 360), root: Path | None = None,
                  seed: int = 0) -> list[Path]:
     """``n`` JPEG files of ``size`` (height, width); returns their paths (created once)."""
     h, w = size
-    folder = (root or ROOT / "artifacts" / "bench-catalog") / f"{n}-{h}x{w}-s{seed}"
+    folder = (root or ARTIFACTS.bench_catalog) / f"{n}-{h}x{w}-s{seed}"
     paths = [folder / f"{i:06d}.jpg" for i in range(n)]
     if all(p.exists() for p in paths):
         return paths
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     photos = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-              for p in sorted((ROOT / "samples" / "photos").glob("*.jpg"))]
+              for p in sorted((SAMPLES_DIR / "photos").glob("*.jpg"))]
     images, _ = fashion_mnist.load("test")
     for i, path in enumerate(paths):
         if i % 4 == 0 and photos:  # a random crop of a real photo

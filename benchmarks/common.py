@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fashiontag.artifacts import checkout_artifacts
+
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = checkout_artifacts()
 RESULTS_ROOT = ROOT / "benchmarks" / "results"
-DEFAULT_MODEL = ROOT / "artifacts" / "fashiontag.onnx"
+DEFAULT_MODEL = ARTIFACTS.model()
 #: A second model file (e.g. INT8 from the runtimes work) becomes another system when present.
-OPTIONAL_MODELS = (ROOT / "artifacts" / "fashiontag.int8.onnx",)
+OPTIONAL_MODELS = (ARTIFACTS.model("int8"),)
 
 #: Side environments (their dependencies conflict with the main venv's): made by `make bench-venvs`.
 BENCH_VENV = ROOT / ".venv-bench"  # tritonclient 2.51 with its bundled perf_analyzer
@@ -77,7 +80,7 @@ def model_files(extra: Iterable[str] = ()) -> dict[str, Path]:
 
     The label is the precision the file's own metadata declares (``fp32``, ``int8``, ...).
     """
-    from fashiontag.export.metadata import read_metadata
+    from fashiontag.onnxio.metadata import read_metadata
 
     files: dict[str, Path] = {}
     for path in (DEFAULT_MODEL, *OPTIONAL_MODELS):

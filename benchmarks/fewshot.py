@@ -37,63 +37,77 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from fashiontag.artifacts import (  # noqa: E402
+    SAMPLES_DIR,
+    SOURCE_REPOSITORY,
+    Artifacts,
+    checkout_artifacts,
+)
 from fashiontag.fewshot.features import image_views  # noqa: E402
-from fashiontag.fewshot.heads import _logistic, predict, select_head, single_thread  # noqa: E402
+from fashiontag.fewshot.heads import (  # noqa: E402
+    fewshot_probabilities,
+    fit_logistic,
+    select_fewshot_head,
+)
 from fashiontag.images import DEFAULT_SPEC, encode_png  # noqa: E402
 from fashiontag.model.datasets import fashion_mnist  # noqa: E402
+from fashiontag.model.heads import single_thread  # noqa: E402
+
+ARTIFACTS = checkout_artifacts()
 
 VIEWS = ("original", "flip")
 REFERENCE_BASELINE = {1: 0.535, 5: 0.732, 10: 0.780}
 
 
 class _LazyExtractor:
-    """The cached ONNX backbone, opened only if some features are not cached yet."""
+    """The served (fine-tuned) backbone as ONNX, opened only if some features are not cached."""
 
-    def __init__(self, cache_dir: Path) -> None:
-        self.cache_dir, self._extractor = cache_dir, None
+    def __init__(self, artifacts: Artifacts) -> None:
+        self.artifacts, self._extractor = artifacts, None
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         if self._extractor is None:
             from fashiontag.model.features import feature_extractor
 
-            self._extractor = feature_extractor(self.cache_dir)
+            self._extractor = feature_extractor(self.artifacts.cache, self.artifacts.backbone)
         return self._extractor(tiles)
 
     def over(self, chunks) -> np.ndarray:
         return np.concatenate([self(c) for c in chunks])
 
 
-def _flip_features(extractor, images: np.ndarray, index: np.ndarray, cache_dir: Path
-                   ) -> np.ndarray:
+def _features(extractor: _LazyExtractor, split: str, index: np.ndarray | None, view: str
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Features of Fashion-MNIST ``split`` (rows ``index``) in one view, cached per backbone."""
+    from fashiontag.model.backbone import backbone_fingerprint
     from fashiontag.model.features import cached_arrays
 
+    images, labels = fashion_mnist.load(split)
+    if index is not None:
+        images, labels = images[index], labels[index]
+
     def compute() -> dict:
-        chunks = (np.concatenate([image_views(img, ("flip",)) for img in images[i:i + 256]])
+        chunks = (np.concatenate([image_views(img, (view,)) for img in images[i:i + 256]])
                   for i in range(0, len(images), 256))
         return {"features": extractor.over(chunks)}
 
-    key = {"split": "train", "n": len(images), "spec": DEFAULT_SPEC.to_dict(),
-           "index_sha": hashlib.sha1(index.tobytes()).hexdigest()}
-    return cached_arrays(cache_dir, "fmnist-train-flip", key, compute)["features"]
+    key = {"split": split, "n": len(images), "view": view, "spec": DEFAULT_SPEC.to_dict(),
+           "backbone": backbone_fingerprint(extractor.artifacts.backbone),
+           "index_sha": hashlib.sha1(b"" if index is None else index.tobytes()).hexdigest()}
+    cache = cached_arrays(extractor.artifacts.cache, f"fmnist-{split}-{view}", key, compute)
+    return cache["features"], labels
 
 
 def load_features(artifacts: Path, per_class: int, test_images: int):
-    """Candidates (``per_class`` per class, original + mirrored) and test features.
-
-    The original-view features come from the trainer's own cache (same images, same key), so a
-    built checkout only computes the mirrored views once.
-    """
-    from fashiontag.model.train import TrainConfig, _fmnist_features
-
-    cfg = TrainConfig(artifacts=artifacts)
-    extractor = _LazyExtractor(cfg.cache_dir)
-    train_images, train_labels = fashion_mnist.load("train")
+    """Candidates (``per_class`` per class, original + mirrored) and test features, from the
+    backbone the model serves (few-shot heads learn on the features they are served on)."""
+    extractor = _LazyExtractor(Artifacts(artifacts))
+    _, train_labels = fashion_mnist.load("train")
     index = fashion_mnist.balanced_subset(train_labels, per_class, seed=0)
-    original, labels = _fmnist_features(cfg, extractor, "train", index, False)
-    flipped = _flip_features(extractor, train_images[index], index, cfg.cache_dir)
+    original, labels = _features(extractor, "train", index, "original")
+    flipped, _ = _features(extractor, "train", index, "flip")
     test_index = None if test_images >= 10_000 else np.arange(test_images)
-    test, test_labels = _fmnist_features(cfg, extractor, "test", test_index, False)
+    test, test_labels = _features(extractor, "test", test_index, "original")
     return np.stack([original, flipped], axis=1), labels, test, test_labels
 
 
@@ -111,11 +125,11 @@ def accuracy_study(views, labels, test, test_labels, shots: list[int], draws: in
             pool = views[rng.choice(rest, min(pool_size, len(rest)), replace=False), 0]
             x, y = views[support], labels[support]
             with single_thread():
-                w, b = _logistic(x[:, 0], y, 10, c=1.0)
+                w, b = fit_logistic(x[:, 0], y, 10, c=1.0)
             rows["baseline"].append(float(((test @ w.T + b).argmax(1) == test_labels).mean()))
             for name, extra in (("fewshot", None), ("fewshot_pool", pool)):
-                fit = select_head(x, y, 10, pool=extra)
-                predicted = predict(fit.head, test).argmax(1)
+                fit = select_fewshot_head(x, y, 10, pool=extra)
+                predicted = fewshot_probabilities(fit.head, test).argmax(1)
                 rows[name].append(float((predicted == test_labels).mean()))
                 kinds[name].append(fit.kind)
             print(f"  {k:>2} shots, draw {draw + 1}/{draws}: " + ", ".join(
@@ -147,14 +161,9 @@ def _labelled_folder(root: Path, per_value: int, seed: int = 7) -> Path:
 
 
 def _workspace(root: Path, artifacts: Path) -> tuple[Path, Path]:
-    work = root / "artifacts"
-    (work / "cache").mkdir(parents=True)
-    for name in ("heads.pt", "training_report.json"):
-        shutil.copy2(artifacts / name, work / name)
-    for backbone in (artifacts / "cache").glob("backbone-*.onnx"):  # one-time export, reused
-        (work / "cache" / backbone.name).symlink_to(backbone.resolve())
+    work = Artifacts(artifacts).working_copy(root / "artifacts").root
     repository = root / "repository"
-    shutil.copytree(ROOT / "model_repository", repository,
+    shutil.copytree(SOURCE_REPOSITORY, repository,
                     ignore=shutil.ignore_patterns("__pycache__"))
     return work, repository
 
@@ -170,8 +179,8 @@ class _Load(threading.Thread):
         self.first_seen: float | None = None
         self.last_seen_with: float | None = None
         self.stop = threading.Event()
-        self.images = sorted((ROOT / "samples" / "fashion-mnist").glob("*.png")) + \
-            sorted((ROOT / "samples" / "photos").glob("*.jpg"))
+        self.images = sorted((SAMPLES_DIR / "clothing").glob("*.jpg")) + \
+            sorted((SAMPLES_DIR / "photos").glob("*.jpg"))
 
     def run(self) -> None:
         from fashiontag.client import TagClient
@@ -229,7 +238,7 @@ def time_to_model(artifacts: Path, per_value: int) -> dict:
             time.sleep(2.0)
             load.stop.set()
             load.join(timeout=300)
-        report = json.loads((work / "fewshot" / name / "report.json").read_text())
+        report = json.loads((Artifacts(work).fewshot(name) / "report.json").read_text())
     return {
         "images_per_value": per_value, "values": 3,
         "fewshot_add_wall_s": round(add_s, 2),
@@ -251,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pool", type=int, default=5000, help="unlabelled pool size")
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--images-per-value", type=int, default=30)
-    parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
+    parser.add_argument("--artifacts", type=Path, default=ARTIFACTS.root)
     parser.add_argument("--skip-server", action="store_true", help="accuracy study only")
     parser.add_argument("--skip-accuracy", action="store_true", help="time to model only")
     parser.add_argument("--out", type=Path)

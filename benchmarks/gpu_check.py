@@ -33,9 +33,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fashiontag.artifacts import SAMPLES_DIR, checkout_artifacts  # noqa: E402
 
-REFERENCE = ROOT / "artifacts" / "gpu_check" / "reference.npz"
-HEADS = ROOT / "artifacts" / "heads.pt"
+ARTIFACTS = checkout_artifacts()
+
+REFERENCE = ARTIFACTS.gpu_check / "reference.npz"
+HEADS = ARTIFACTS.heads
 BATCHES = (1, 8, 32, 128)
 
 
@@ -50,16 +53,16 @@ def prepare(fashion_mnist: int, rendered: int) -> Path:
         fashion_mnist_tiles,
         rendered_tiles,
     )
-    from fashiontag.export.metadata import read_metadata
     from fashiontag.images import preprocess_bytes
+    from fashiontag.onnxio.metadata import read_metadata
     from fashiontag.runtimes import load_model
 
-    model = ROOT / "artifacts" / "fashiontag.onnx"
+    model = ARTIFACTS.model()
     meta = read_metadata(model)
     fm_tiles, fm_labels = fashion_mnist_tiles("test", fashion_mnist, seed=7)
     r_tiles, r_labels = rendered_tiles(rendered, RENDERED_TEST_SEED)
     photos = [preprocess_bytes(p.read_bytes())
-              for p in sorted((ROOT / "samples" / "photos").glob("*.jpg"))]
+              for p in sorted((SAMPLES_DIR / "photos").glob("*.jpg"))]
     tiles = np.concatenate([fm_tiles, r_tiles] + ([np.stack(photos)] if photos else []))
     source = (["fashion-mnist-test"] * len(fm_tiles) + ["rendered-heldout"] * len(r_tiles)
               + ["sample-photo"] * len(photos))
@@ -200,8 +203,8 @@ def _cuda_graphs(model, tiles, batches, torch, taxonomy, reference) -> dict:
 def run_tensorrt(ref: dict, batches: tuple[int, ...], int8: bool, workdir: Path) -> dict:
     import torch
 
-    from fashiontag.export.onnx_export import export_onnx
     from fashiontag.export.tensorrt import TensorRTModel, build_engine
+    from fashiontag.onnxio.torch_export import export_onnx
 
     model, taxonomy, _ = _load_torch_model(str(ref["taxonomy"]))
     onnx_path = workdir / "fashiontag.onnx"

@@ -35,9 +35,11 @@ import gevent  # noqa: E402
 import numpy as np  # noqa: E402
 import tritonclient.grpc as triton_grpc  # noqa: E402
 
+from fashiontag.artifacts import SAMPLES_DIR, checkout_artifacts  # noqa: E402
 from fashiontag.protocol import is_shed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = checkout_artifacts()
 ENSEMBLE_MODEL, IMAGE, PROBABILITIES = "fashiontag", "IMAGE", "PROBABILITIES"  # fashiontag.protocol
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -90,7 +92,7 @@ def served_width(client, model: str) -> int:
 def load_images(folder: str, limit: int) -> list[bytes]:
     """Encoded images from ``folder`` (or the benchmark catalog / the bundled sample photos)."""
     candidates = [Path(folder)] if folder else sorted(
-        (ROOT / "artifacts" / "bench-catalog").glob("*")) + [ROOT / "samples" / "photos"]
+        ARTIFACTS.bench_catalog.glob("*")) + [SAMPLES_DIR / "photos"]
     for path in candidates:
         files = sorted(p for p in path.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if files:

@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import DEFAULT_MODEL, catalog_blobs, latency_stats  # noqa: E402
-from fashiontag.export.onnx_export import onnx_session  # noqa: E402
 from fashiontag.images import preprocess_bytes  # noqa: E402
 from fashiontag.protocol import PIXELS, PROBABILITIES  # noqa: E402
+from fashiontag.runtimes import onnx_session  # noqa: E402
 
 THREADS = 2  # the machine's cores; the served attribute model uses the same
 

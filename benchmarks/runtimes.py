@@ -33,13 +33,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fashiontag.artifacts import SAMPLES_DIR, checkout_artifacts  # noqa: E402
+
+ARTIFACTS = checkout_artifacts()
 
 from benchmarks.catalog import make_catalog  # noqa: E402
 from benchmarks.common import new_results_dir, write_json  # noqa: E402
 from fashiontag.runtimes import RuntimeOptions, load_model  # noqa: E402
 
-FP32 = ROOT / "artifacts" / "fashiontag.onnx"
-INT8 = ROOT / "artifacts" / "fashiontag.int8.onnx"
+FP32 = ARTIFACTS.model()
+INT8 = ARTIFACTS.model("int8")
 BASELINE = "onnxruntime fp32"
 
 
@@ -119,7 +122,7 @@ def large_jpeg(path: Path, grain: float) -> bytes:
 
     if path.exists():
         return path.read_bytes()
-    photo = cv2.cvtColor(cv2.imread(str(sorted((ROOT / "samples" / "photos").glob("*.jpg"))[0])),
+    photo = cv2.cvtColor(cv2.imread(str(sorted((SAMPLES_DIR / "photos").glob("*.jpg"))[0])),
                          cv2.COLOR_BGR2RGB)
     big = cv2.resize(photo, (4000, 3000), interpolation=cv2.INTER_CUBIC).astype(np.float32)
     if grain:
@@ -158,7 +161,7 @@ def decode_large(reps: int) -> dict:
     out: dict = {"size": "4000x3000", "one_core": True}
     try:
         for label, grain in (("smooth", 0.0), ("camera_grain", 6.0)):
-            data = large_jpeg(ROOT / "artifacts" / "bench-catalog" /
+            data = large_jpeg(ARTIFACTS.bench_catalog /
                               f"large-4000x3000-grain{grain:g}.jpg", grain)
             reduced = timed(lambda d=data: preprocess_bytes(d))
             whole = timed(lambda d=data: full(d))
@@ -244,8 +247,8 @@ def main(argv: list[str] | None = None) -> dict:
         with_openvino = False
 
     from fashiontag.export.calibration import RENDERED_TEST_SEED, rendered_tiles
-    from fashiontag.export.metadata import read_metadata
     from fashiontag.images import preprocess_bytes
+    from fashiontag.onnxio.metadata import read_metadata
 
     rounds = 1 if args.smoke else args.rounds
     min_s = 0.2 if args.smoke else 3.0

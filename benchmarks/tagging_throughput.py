@@ -33,14 +33,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fashiontag.artifacts import checkout_artifacts  # noqa: E402
+
+ARTIFACTS = checkout_artifacts()
 
 import numpy as np  # noqa: E402
 
 from benchmarks.catalog import make_catalog  # noqa: E402
 from benchmarks.common import new_results_dir, write_json  # noqa: E402
-from fashiontag.export.onnx_export import onnx_session  # noqa: E402
 from fashiontag.images import preprocess_bytes  # noqa: E402
 from fashiontag.protocol import PIXELS, PROBABILITIES  # noqa: E402
+from fashiontag.runtimes import onnx_session  # noqa: E402
 
 DECODES = ("server", "client")
 
@@ -147,14 +150,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "fashiontag.onnx")
+    parser.add_argument("--model", type=Path, default=ARTIFACTS.model())
     parser.add_argument("--url", help="use this running server instead of starting one")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if args.smoke:
         args.images, args.large, args.rounds = 24, 2, 1
 
-    from fashiontag.serving.repository import SOURCE_REPOSITORY
+    from fashiontag.artifacts import SOURCE_REPOSITORY
     from fashiontag.serving.server import ServerConfig, TritonServer
 
     catalogs = {"480x360": make_catalog(args.images, (480, 360))}

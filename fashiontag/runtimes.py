@@ -24,10 +24,11 @@ import numpy as np
 from fashiontag.protocol import PIXELS, PROBABILITIES, TAXONOMY_ID
 
 __all__ = ["RUNTIMES", "RuntimeOptions", "InferenceModel", "OnnxRuntimeModel", "OpenVinoModel",
-           "load_model", "split_into_buckets", "openvino_cache_dir"]
+           "load_model", "split_into_buckets", "openvino_cache_dir", "onnx_session"]
 
 RUNTIMES = ("onnxruntime", "openvino")
-_ORT_LEVELS = ("disable", "basic", "extended", "all")
+_ORT_LEVEL_NAMES = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                    "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,8 @@ class RuntimeOptions:
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
-        if self.graph_optimization not in _ORT_LEVELS:
-            raise ValueError(f"graph_optimization must be one of {_ORT_LEVELS}, "
+        if self.graph_optimization not in _ORT_LEVEL_NAMES:
+            raise ValueError(f"graph_optimization must be one of {tuple(_ORT_LEVEL_NAMES)}, "
                              f"got {self.graph_optimization!r}")
         if self.threads < 0:
             raise ValueError("threads must be >= 0")
@@ -98,28 +99,31 @@ class InferenceModel(Protocol):
 _SERVED_OUTPUTS = (PROBABILITIES, TAXONOMY_ID)
 
 
+def onnx_session(path: str | Path, threads: int = 0, spinning: bool = False,
+                 graph_optimization: str = "all"):
+    """The one place an onnxruntime CPU session is opened, configured the way every caller here
+    uses it (served model, feature extraction, parity checks, benchmarks, peer servers): one
+    inter-op thread, ``threads`` intra-op threads (0 = all cores), no busy-waiting by default."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel,
+                                            _ORT_LEVEL_NAMES[graph_optimization])
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.inter_op_num_threads = 1
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 class OnnxRuntimeModel:
     """onnxruntime's CPU execution provider; one ``run`` per batch."""
 
     def __init__(self, path: str | Path, options: RuntimeOptions = RuntimeOptions()) -> None:
-        import onnxruntime as ort
-
         self.path, self.options = Path(path), options
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[options.graph_optimization]
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.inter_op_num_threads = 1
-        if options.threads:
-            opts.intra_op_num_threads = options.threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                      "1" if options.spinning else "0")
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                            providers=["CPUExecutionProvider"])
+        self.session = onnx_session(self.path, options.threads, options.spinning,
+                                    options.graph_optimization)
         graph_outputs = {o.name for o in self.session.get_outputs()}
         self.output_names = [n for n in _SERVED_OUTPUTS if n in graph_outputs]
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "samples"
-ARTIFACTS = ROOT / "artifacts"
-MODEL = ARTIFACTS / "fashiontag.onnx"
+from fashiontag.artifacts import CHECKOUT, SAMPLES_DIR, checkout_artifacts
+
+ROOT = CHECKOUT
+SAMPLES = SAMPLES_DIR
+LAYOUT = checkout_artifacts()  # what `make model` built
+MODEL = LAYOUT.model()
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +20,9 @@ def sample_photos() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def fashion_mnist_samples() -> list[Path]:
-    return sorted((SAMPLES / "fashion-mnist").glob("*.png"))
+def garment_samples() -> list[Path]:
+    """Real garment photos of photographers the model never saw, named ``<type>_<id>.jpg``."""
+    return sorted((SAMPLES / "clothing").glob("*.jpg"))
 
 
 @pytest.fixture(scope="session")

@@ -26,9 +26,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from fashiontag.errors import ImageDecodeError  # noqa: E402
-from fashiontag.export.onnx_export import onnx_session  # noqa: E402
 from fashiontag.images import preprocess_bytes  # noqa: E402
 from fashiontag.protocol import PIXELS, PROBABILITIES  # noqa: E402
+from fashiontag.runtimes import onnx_session  # noqa: E402
 
 
 def make_deployment(args: argparse.Namespace):

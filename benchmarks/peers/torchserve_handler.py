@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from fashiontag.errors import ImageDecodeError
-from fashiontag.export.onnx_export import onnx_session
 from fashiontag.images import preprocess_bytes
 from fashiontag.protocol import PIXELS, PROBABILITIES
+from fashiontag.runtimes import onnx_session
 
 
 class FashiontagHandler:

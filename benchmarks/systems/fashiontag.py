@@ -43,7 +43,7 @@ class FashiontagSystem(System):
     @property
     def output_width(self) -> int:
         if self._output_width is None:
-            from fashiontag.export.metadata import read_metadata
+            from fashiontag.onnxio.metadata import read_metadata
 
             self._output_width = read_metadata(self.model).taxonomy.total_values
         return self._output_width

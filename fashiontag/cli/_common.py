@@ -6,20 +6,18 @@ import argparse
 import os
 from pathlib import Path
 
+from fashiontag.artifacts import DEFAULT_ROOT
 from fashiontag.errors import FashiontagError
 from fashiontag.protocol import ADMIN_KEY_HEADER
 
 ADMIN_KEY_ENV = "FASHIONTAG_ADMIN_KEY"
 
-__all__ = ["DEFAULT_ARTIFACTS", "MODEL_FILE", "add_artifacts_flag", "add_server_flags",
-           "server_config", "read_admin_key", "ADMIN_KEY_ENV"]
-
-DEFAULT_ARTIFACTS = Path("artifacts")
-MODEL_FILE = "fashiontag.onnx"
+__all__ = ["add_artifacts_flag", "add_server_flags", "server_config", "read_admin_key",
+           "ADMIN_KEY_ENV"]
 
 
 def add_artifacts_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS,
+    p.add_argument("--artifacts", type=Path, default=DEFAULT_ROOT,
                    help="where heads, reports, caches and the ONNX model go")
 
 
@@ -47,7 +45,7 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def server_config(args: argparse.Namespace):
-    from fashiontag.serving.repository import SOURCE_REPOSITORY
+    from fashiontag.artifacts import SOURCE_REPOSITORY
     from fashiontag.serving.server import ServerConfig, TlsConfig
 
     tls = None

@@ -11,7 +11,7 @@ from fashiontag.errors import FashiontagError
 
 
 def _repository(args: argparse.Namespace) -> Path:
-    from fashiontag.serving.repository import SOURCE_REPOSITORY
+    from fashiontag.artifacts import SOURCE_REPOSITORY
 
     return args.repository or SOURCE_REPOSITORY
 
@@ -56,10 +56,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from fashiontag.fewshot.add import fewshot_dir
+    from fashiontag.artifacts import Artifacts
     from fashiontag.fewshot.data import read_csv, write_csv
 
-    source = fewshot_dir(args.artifacts, args.name) / "labels.csv"
+    source = Artifacts(args.artifacts).fewshot(args.name) / "labels.csv"
     if not source.exists():
         raise FashiontagError(f"no labels recorded for {args.name!r} (looked in {source})")
     labelled = read_csv(source)
@@ -72,7 +72,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from fashiontag.fewshot.reload import ModelVersions
+    from fashiontag.serving.versions import ModelVersions
 
     for info in ModelVersions(_repository(args)).info():
         print(info.describe())
@@ -80,13 +80,16 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def _switch(args: argparse.Namespace, version: int | None) -> int:
-    from fashiontag.fewshot.reload import ModelVersions
+    from fashiontag.serving.versions import ModelVersions
 
     versions = ModelVersions(_repository(args))
     current = versions.served()
-    target = versions.previous() if version is None else version
-    versions.switch(target, args.serve_url,
-                    admin_key=read_admin_key(args) if args.serve_url else None)
+    admin_key = read_admin_key(args) if args.serve_url else None
+    if version is None:
+        target = versions.roll_back(args.serve_url, admin_key)
+    else:
+        versions.switch(version, args.serve_url, admin_key=admin_key)
+        target = version
     state = f"loaded by {args.serve_url}" if args.serve_url else "served after the next start"
     print(f"fashiontag_attributes: version {current} → {target} ({state})")
     return 0

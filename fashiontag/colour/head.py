@@ -157,24 +157,3 @@ class ColourHead(nn.Module):
         # 6. weighted histogram
         hist = (weight[:, None, :] @ assign)[:, 0]  # [N, K]
         return hist / hist.sum(-1, keepdim=True)
-
-
-def ensure_colour_head(heads_path) -> bool:
-    """Add the (untrained) colour head to a heads file that lacks it, or bring it up to this
-    code's palette and settings; True if the file changed.
-
-    Lets ``fashiontag build`` upgrade heads trained before colour existed without retraining.
-    """
-    from fashiontag.colour.palette import colour_attribute
-    from fashiontag.model.heads import load_heads, save_heads
-
-    taxonomy, heads = load_heads(heads_path)
-    attribute = colour_attribute()
-    fresh = ColourHead(attribute.values)
-    current = heads.get(attribute.name)
-    if attribute.name in taxonomy and taxonomy[attribute.name] == attribute \
-            and current is not None and current.config() == fresh.config():
-        return False
-    heads[attribute.name] = fresh
-    save_heads(heads_path, taxonomy.with_attribute(attribute), heads)
-    return True

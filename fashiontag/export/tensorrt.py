@@ -28,15 +28,29 @@ from pathlib import Path
 import numpy as np
 
 from fashiontag.errors import FashiontagError
-from fashiontag.export.metadata import read_metadata
+from fashiontag.onnxio.metadata import read_metadata
 from fashiontag.protocol import PIXELS, PROBABILITIES
 
 __all__ = ["TensorRTUnavailable", "EngineResult", "tensorrt_unavailable_reason",
-           "compute_capability", "build_engine", "TensorRTModel", "DEFAULT_OPT_BATCH"]
+           "compute_capability", "build_engine", "TensorRTModel", "DEFAULT_OPT_BATCH",
+           "engine_filename", "DEFAULT_COMPUTE_CAPABILITIES"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPT_BATCH = 32
+
+#: GPUs the GPU repository lists engines for (T4, A100, A10/A40/RTX 30, L4/L40/RTX 40, H100/H200).
+#: Triton loads only the file of the GPU it runs on; the engine builder writes that one file.
+DEFAULT_COMPUTE_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "9.0")
+
+
+def engine_filename(compute_capability: str) -> str:
+    """``"9.0"`` → ``"model_sm90.plan"``: TensorRT engines only run on the GPU family that built
+    them, so each compute capability gets its own file."""
+    major, _, minor = compute_capability.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise ValueError(f"compute capability must look like '9.0', got {compute_capability!r}")
+    return f"model_sm{major}{minor}.plan"
 
 
 class TensorRTUnavailable(FashiontagError):
@@ -123,8 +137,6 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path, precision: str = "f
                  calibration_tiles: np.ndarray | None = None,
                  workspace_bytes: int = 2 << 30) -> EngineResult:
     """Build ``out_dir/model_smXY.plan`` for this GPU and write a JSON report beside it."""
-    from fashiontag.serving.repository import engine_filename
-
     _require()
     import tensorrt as trt
     import torch

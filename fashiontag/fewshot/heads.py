@@ -25,12 +25,13 @@ from torch import nn
 from fashiontag.model.heads import single_thread
 from fashiontag.model.network import NormalizedLinearHead
 
-__all__ = ["KINDS", "FitOptions", "FewShotFit", "normalize", "fit_head", "cross_validate",
-           "select_head", "propagate_labels", "stratified_folds", "predict", "single_thread"]
+__all__ = ["KINDS", "FitOptions", "FewShotFit", "normalize", "fit_fewshot_head", "cross_validate",
+           "select_fewshot_head", "propagate_labels", "stratified_folds", "fewshot_probabilities",
+           "fit_logistic"]
 
 log = logging.getLogger(__name__)
 
-KINDS = ("logistic", "prototype", "linear")  # the first is the default (see select_head)
+KINDS = ("logistic", "prototype", "linear")  # the first is the default (see select_fewshot_head)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def normalize(x: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
     return z.astype(np.float32)
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, k: int, c: float,
+def fit_logistic(x: np.ndarray, y: np.ndarray, k: int, c: float,
               weights: np.ndarray | None = None, iters: int = 100
               ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression, L2 on W (not b), L-BFGS; returns ``W [K, D]``, ``b``."""
@@ -117,7 +118,7 @@ def propagate_labels(labelled: np.ndarray, labels: np.ndarray, pool: np.ndarray,
     return f.argmax(1), f.max(1) / (f.sum(1) + 1e-9)
 
 
-def fit_head(kind: str, features: np.ndarray, labels: np.ndarray, k: int,
+def fit_fewshot_head(kind: str, features: np.ndarray, labels: np.ndarray, k: int,
              pool: np.ndarray | None = None, options: FitOptions = FitOptions()) -> nn.Module:
     """One head of ``kind`` on ``features [N, V, D]`` (views of each image) and ``labels [N]``.
 
@@ -133,7 +134,7 @@ def _fit_head(kind: str, features: np.ndarray, labels: np.ndarray, k: int,
     views = features.reshape(n * v, d)
     view_labels = np.repeat(labels, v)
     if kind == "linear":
-        from fashiontag.model.heads import fit_head as fit_mlp
+        from fashiontag.model.heads import fit_head as fit_mlp  # the trainer's linear probe
 
         return fit_mlp(views, view_labels, k, hidden=0, seed=options.seed,
                        steps=options.linear_steps)
@@ -158,11 +159,11 @@ def _fit_head(kind: str, features: np.ndarray, labels: np.ndarray, k: int,
         weights = np.concatenate([weights, options.pool_weight * confidence])
     # labelled images count once whatever the number of views
     weights[:len(z)] /= v
-    w, b = _logistic(x * options.scale, y, k, options.c, weights)
+    w, b = fit_logistic(x * options.scale, y, k, options.c, weights)
     return NormalizedLinearHead.from_arrays(mean, w, b, options.scale)
 
 
-def predict(head: nn.Module, features: np.ndarray) -> np.ndarray:
+def fewshot_probabilities(head: nn.Module, features: np.ndarray) -> np.ndarray:
     """Probabilities ``[N, K]`` of ``features [N, D]``."""
     with torch.no_grad(), single_thread():
         logits = head.eval()(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
@@ -187,12 +188,12 @@ def cross_validate(kind: str, features: np.ndarray, labels: np.ndarray, k: int,
     predicted = np.empty(len(labels), np.int64)
     for fold in range(folds):
         test = assignment == fold
-        head = fit_head(kind, features[~test], labels[~test], k, pool, options)
-        predicted[test] = predict(head, features[test, 0]).argmax(1)
+        head = fit_fewshot_head(kind, features[~test], labels[~test], k, pool, options)
+        predicted[test] = fewshot_probabilities(head, features[test, 0]).argmax(1)
     return predicted
 
 
-def select_head(features: np.ndarray, labels: np.ndarray, k: int,
+def select_fewshot_head(features: np.ndarray, labels: np.ndarray, k: int,
                 pool: np.ndarray | None = None, kinds: tuple[str, ...] = KINDS,
                 options: FitOptions = FitOptions(), max_folds: int = 5) -> FewShotFit:
     """Cross-validate every kind, keep the best, refit it on all data.
@@ -207,8 +208,8 @@ def select_head(features: np.ndarray, labels: np.ndarray, k: int,
     """
     folds = int(min(max_folds, np.bincount(labels, minlength=k).min()))
     if folds < 2:
-        return FewShotFit(fit_head(kinds[0], features, labels, k, pool, options), kinds[0], None,
-                          None)
+        head = fit_fewshot_head(kinds[0], features, labels, k, pool, options)
+        return FewShotFit(head, kinds[0], None, None)
     candidates, predictions = {}, {}
     for kind in kinds:
         predictions[kind] = cross_validate(kind, features, labels, k, pool, folds, options)
@@ -221,5 +222,5 @@ def select_head(features: np.ndarray, labels: np.ndarray, k: int,
     best_acc = candidates[best]
     confusion = np.zeros((k, k), np.int64)
     np.add.at(confusion, (labels, predictions[best]), 1)
-    head = fit_head(best, features, labels, k, pool, options)
+    head = fit_fewshot_head(best, features, labels, k, pool, options)
     return FewShotFit(head, best, best_acc, confusion, candidates, folds)

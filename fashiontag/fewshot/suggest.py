@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashiontag.artifacts import DEFAULT_ROOT, Artifacts
 from fashiontag.errors import FashiontagError
 
 __all__ = ["Suggestion", "uncertainty", "rank_pool", "suggest", "write_suggestions"]
@@ -59,26 +60,28 @@ def rank_pool(probabilities: np.ndarray, paths: list[Path], values: tuple[str, .
     return out
 
 
-def suggest(name: str, pool: Path, artifacts: Path = Path("artifacts"), count: int = 20,
+def suggest(name: str, pool: Path, artifacts: Path = DEFAULT_ROOT, count: int = 20,
             method: str = "entropy") -> list[Suggestion]:
-    """Rank ``pool`` for attribute ``name`` with the head in ``artifacts/heads.pt``."""
-    from fashiontag.fewshot.add import HEADS_FILE, fewshot_dir, pool_paths
+    """Rank ``pool`` for attribute ``name`` with the head in the artifacts' heads file."""
+    from fashiontag.fewshot.add import pool_paths
     from fashiontag.fewshot.data import read_csv
     from fashiontag.fewshot.features import FeatureStore
-    from fashiontag.fewshot.heads import predict
+    from fashiontag.fewshot.heads import fewshot_probabilities
     from fashiontag.model.heads import load_heads
 
-    taxonomy, heads = load_heads(Path(artifacts) / HEADS_FILE)
+    layout = Artifacts(artifacts)
+    taxonomy, heads = load_heads(layout.heads)
     if name not in taxonomy or getattr(heads[name], "takes_pixels", False):
         raise FashiontagError(f"no trained head for {name!r}; run `fashiontag fewshot add "
                               f"{name} --images ...` first")
     paths = pool_paths(pool)
     if not paths:
         raise FashiontagError(f"--pool {pool}: no images found")
-    labels_csv = fewshot_dir(artifacts, name) / "labels.csv"
+    labels_csv = layout.fewshot(name) / "labels.csv"
     labelled = set(read_csv(labels_csv).paths) if labels_csv.exists() else set()
-    features = FeatureStore(Path(artifacts) / "cache", ("original",)).features(paths)[:, 0]
-    probabilities = predict(heads[name], features)
+    features = FeatureStore(layout.cache, ("original",), backbone=layout.backbone).features(
+        paths)[:, 0]
+    probabilities = fewshot_probabilities(heads[name], features)
     return rank_pool(probabilities, paths, taxonomy[name].values, method, labelled)[:count]
 
 

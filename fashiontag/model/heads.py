@@ -8,6 +8,10 @@ held-out split and keeps the one that measures better.
 from __future__ import annotations
 
 import os
+import pickle
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,11 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from fashiontag.colour.head import ColourHead
+from fashiontag.colour.palette import colour_attribute
 from fashiontag.model.network import AttributeHead, NormalizedLinearHead
 from fashiontag.taxonomy import Taxonomy
 
-__all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "select_heads",
-           "save_heads", "load_heads",
+__all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "select_heads", "run_workers",
+           "save_heads", "load_heads", "HEAD_CLASSES", "ensure_colour_head",
            "accuracy", "confusion_matrix", "default_steps", "keep_fewshot_heads"]
 
 
@@ -148,8 +154,6 @@ def select_heads(jobs: Mapping[str, tuple[np.ndarray, np.ndarray, int]], *,
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         return {name: select_head(f, y, n, **kwargs) for name, (f, y, n) in jobs.items()}
-    from fashiontag.model.fit_worker import run_workers
-
     # every fit runs the same shapes, so optimiser steps rank the jobs by cost
     cost = {name: kwargs.get("steps") or default_steps(int((y >= 0).sum()))
             for name, (_, y, _) in jobs.items()}
@@ -164,17 +168,43 @@ def select_heads(jobs: Mapping[str, tuple[np.ndarray, np.ndarray, int]], *,
     return {name: fits[name] for name in jobs}
 
 
-def _head_class(kind: str) -> type[nn.Module]:
-    """Saved ``kind`` → module class (every head class has ``kind`` and ``config()``)."""
-    if kind == AttributeHead.kind:
-        return AttributeHead
-    if kind == NormalizedLinearHead.kind:
-        return NormalizedLinearHead
-    if kind == "colour":
-        from fashiontag.colour.head import ColourHead
+def run_workers(groups: list[list[tuple]]) -> dict:
+    """One ``fit_worker`` process per group, all at once; the union of their fits, or the first
+    failure. Jobs and fits travel in files, not pipes, so nothing a library prints can corrupt
+    them."""
+    with tempfile.TemporaryDirectory(prefix="fashiontag-fit-") as tmp:
+        procs = []
+        for i, group in enumerate(groups):
+            jobs, results = Path(tmp) / f"jobs-{i}.pkl", Path(tmp) / f"fits-{i}.pkl"
+            with open(jobs, "wb") as f:
+                pickle.dump(group, f, protocol=pickle.HIGHEST_PROTOCOL)
+            cmd = [sys.executable, "-m", "fashiontag.model.fit_worker", str(jobs), str(results)]
+            procs.append((subprocess.Popen(cmd, stderr=subprocess.PIPE), results, group))
+        fits, errors = {}, []
+        for proc, results, group in procs:
+            _, stderr = proc.communicate()
+            if proc.returncode != 0:
+                names = [job[0] for job in group]
+                errors.append(f"fitting {names} failed (exit {proc.returncode}):\n"
+                              f"{stderr.decode(errors='replace')[-2000:]}")
+                continue
+            with open(results, "rb") as f:
+                fits.update(pickle.load(f))
+        if errors:
+            raise RuntimeError("\n".join(errors))
+        return fits
 
-        return ColourHead
-    raise ValueError(f"unknown head kind {kind!r}")
+
+#: Saved ``kind`` → module class; every head class has ``kind`` and ``config()``.
+HEAD_CLASSES: dict[str, type[nn.Module]] = {
+    cls.kind: cls for cls in (AttributeHead, NormalizedLinearHead, ColourHead)}
+
+
+def _head_class(kind: str) -> type[nn.Module]:
+    try:
+        return HEAD_CLASSES[kind]
+    except KeyError:
+        raise ValueError(f"unknown head kind {kind!r}; known: {sorted(HEAD_CLASSES)}") from None
 
 
 def save_heads(path: str | Path, taxonomy: Taxonomy, heads: Mapping[str, nn.Module]) -> None:
@@ -228,3 +258,21 @@ def keep_fewshot_heads(previous: str | Path, taxonomy: Taxonomy, heads: dict[str
             heads[attribute.name] = old_heads[attribute.name]
             kept.append(attribute.name)
     return taxonomy, kept
+
+
+def ensure_colour_head(heads_path: str | Path) -> bool:
+    """Add the (untrained) colour head to a heads file that lacks it, or bring it up to this
+    code's palette and settings; True if the file changed.
+
+    Lets ``fashiontag build`` upgrade heads trained before colour existed without retraining.
+    """
+    taxonomy, heads = load_heads(heads_path)
+    attribute = colour_attribute()
+    fresh = ColourHead(attribute.values)
+    current = heads.get(attribute.name)
+    if attribute.name in taxonomy and taxonomy[attribute.name] == attribute \
+            and current is not None and current.config() == fresh.config():
+        return False
+    heads[attribute.name] = fresh
+    save_heads(heads_path, taxonomy.with_attribute(attribute), heads)
+    return True

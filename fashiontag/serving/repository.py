@@ -26,9 +26,11 @@ import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from fashiontag.artifacts import SOURCE_REPOSITORY
 from fashiontag.errors import ModelArtifactError
-from fashiontag.export.metadata import ModelMetadata, read_metadata
+from fashiontag.export.tensorrt import DEFAULT_COMPUTE_CAPABILITIES, engine_filename
 from fashiontag.images import DEFAULT_LIMITS, DecodeLimits
+from fashiontag.onnxio.metadata import ModelMetadata, read_metadata
 from fashiontag.protocol import (
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
@@ -48,27 +50,12 @@ from fashiontag.runtimes import RuntimeOptions
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["ServingSettings", "build_repository", "model_configs", "write_config", "read_config",
-           "SOURCE_REPOSITORY", "set_served_version", "config_to_json", "VARIABLE",
-           "engine_filename", "DEFAULT_COMPUTE_CAPABILITIES"]
+           "set_served_version", "config_to_json", "disk_versions", "version_taxonomies",
+           "VARIABLE", "ONNX_FILE", "PLAN_FILE"]
 
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
 VARIABLE = -1  # Triton's "any size" dimension
-#: GPUs the GPU repository lists engines for (T4, A100, A10/A40/RTX 30, L4/L40/RTX 40, H100/H200).
-#: Triton loads only the file of the GPU it runs on; the engine builder writes that one file.
-DEFAULT_COMPUTE_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "9.0")
-
-
-def engine_filename(compute_capability: str) -> str:
-    """``"9.0"`` → ``"model_sm90.plan"``: TensorRT engines only run on the GPU family that built
-    them, so each compute capability gets its own file."""
-    major, _, minor = compute_capability.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise ValueError(f"compute capability must look like '9.0', got {compute_capability!r}")
-    return f"model_sm{major}{minor}.plan"
-
-#: The committed repository: python model sources live here; configs and weights are generated.
-SOURCE_REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 
 
 #: per target, see ``ServingSettings.max_batch_size``

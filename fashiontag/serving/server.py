@@ -162,6 +162,14 @@ class TritonServer:
         assert self.config.log_path is not None
         return self.config.log_path
 
+    def status(self) -> dict:
+        """What the launcher has done to keep this server up, for operators and tests:
+        restarts, heals, and watchdog looks that failed (each logged with its traceback)."""
+        dog = self._watchdog
+        return {"running": self.is_running(), "restarts": self.restarts,
+                "watchdog": None if dog is None else {
+                    "alive": dog.is_alive(), "heals": dog.heals, "errors": dog.errors}}
+
     # ------------------------------------------------------------------ lifecycle
     def command(self, home: Path) -> list[str]:
         c = self.config

@@ -43,16 +43,23 @@ class Stub:
 
 
 def _stub_of(argv: list[bytes]) -> Stub | None:
-    # argv: stub, <repository>/<model>/<version>/model.py, shm region, sizes, parent pid,
-    # backend dir, ipc size, instance name, ...
+    """The model version and instance a stub serves, read from its command line; None when the
+    process is not an instance stub or its command line does not say (never raises).
+
+    argv: stub, <repository>/<model>/<version>/model.py, shm region, sizes, parent pid, backend
+    dir, ipc size, instance name, ... A stub still starting up, or one exec'd through a wrapper,
+    can show fewer arguments or a path without the model and version folders.
+    """
     if not argv or not argv[0].endswith(STUB_BINARY.encode()) or len(argv) < 2:
         return None
-    model_py = Path(argv[1].decode(errors="replace"))
+    parts = Path(argv[1].decode(errors="replace")).parts
+    if len(parts) < 3 or not parts[-2].isdigit():  # not <model>/<version>/model.py
+        return None
+    model, version = parts[-3], parts[-2]
     instance = argv[8].decode(errors="replace") if len(argv) > 8 else ""
-    model = model_py.parents[1].name
-    if instance in _TRANSIENT_INSTANCES or instance == model:
+    if not instance or instance in _TRANSIENT_INSTANCES or instance == model:
         return None  # a loading helper, not an instance serving requests
-    return Stub(model, model_py.parent.name, instance)
+    return Stub(model, version, instance)
 
 
 def stub_processes(pgid: int) -> dict[int, Stub]:
@@ -94,7 +101,9 @@ class StubWatchdog(threading.Thread):
         self._stop_event = threading.Event()
         self._known: dict[int, Stub] = {}
         self._suspects: set[Stub] = set()
+        self._revive_failures = 0
         self.heals = 0
+        self.errors = 0  # looks that raised unexpectedly (logged; the watchdog carried on)
 
     def rebaseline(self) -> None:
         """Record the stubs a healthy server has now (at start, after a restart or a reload)."""
@@ -121,28 +130,38 @@ class StubWatchdog(threading.Thread):
         return confirmed
 
     def run(self) -> None:
-        failures = 0
+        """Look every ``interval_s`` until stopped. Nothing one look raises may end the thread:
+        a dead watchdog would leave the server unguarded without a word, so an unexpected error
+        is logged, counted in :attr:`errors` and the next look carries on."""
         while not self._stop_event.wait(self.interval_s):
-            if self._revive is not None and self._pgid() is None:
-                try:
-                    self._revive()
-                    failures = 0
-                except Exception:  # keep watching; retry, backing off up to a minute
-                    failures += 1
-                    log.exception("starting tritonserver again failed (%d in a row)", failures)
-                    self._stop_event.wait(min(60.0, 2.0 ** failures))
-                self.rebaseline()
-                continue
-            dead = self.check()
-            if not dead:
-                continue
-            models = {s.model for s in dead}
-            log.warning("python-backend stub(s) died: %s; healing %s",
-                        ", ".join(sorted(f"{s.model}:{s.version}:{s.instance}" for s in dead)),
-                        sorted(models))
             try:
-                self._heal(models)
-                self.heals += 1
-            except Exception:  # keep watching; the next look retries
-                log.exception("healing %s failed", sorted(models))
+                self._look()
+            except Exception:
+                self.errors += 1
+                log.exception("watchdog look failed (%d so far); still watching", self.errors)
+
+    def _look(self) -> None:
+        if self._revive is not None and self._pgid() is None:
+            try:
+                self._revive()
+                self._revive_failures = 0
+            except Exception:  # keep watching; retry, backing off up to a minute
+                self._revive_failures += 1
+                log.exception("starting tritonserver again failed (%d in a row)",
+                              self._revive_failures)
+                self._stop_event.wait(min(60.0, 2.0 ** self._revive_failures))
             self.rebaseline()
+            return
+        dead = self.check()
+        if not dead:
+            return
+        models = {s.model for s in dead}
+        log.warning("python-backend stub(s) died: %s; healing %s",
+                    ", ".join(sorted(f"{s.model}:{s.version}:{s.instance}" for s in dead)),
+                    sorted(models))
+        try:
+            self._heal(models)
+            self.heals += 1
+        except Exception:  # keep watching; the next look retries
+            log.exception("healing %s failed", sorted(models))
+        self.rebaseline()

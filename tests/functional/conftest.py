@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fashiontag.serving.repository import SOURCE_REPOSITORY
+from fashiontag.artifacts import SOURCE_REPOSITORY
 from fashiontag.serving.server import ServerConfig, TritonServer
 
 
@@ -31,12 +31,26 @@ def repository(built_model) -> Path:
 @pytest.fixture(scope="session")
 def int8_model(built_model) -> Path:
     """The INT8 model `make model` builds next to the FP32 one."""
-    from fashiontag.export.quantize import precision_path
+    from fashiontag.artifacts import precision_path
 
     path = precision_path(built_model, "int8")
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make model` (it builds the INT8 model too)")
     return path
+
+
+@pytest.fixture(scope="session")
+def served_model(repository) -> tuple[Path, object]:
+    """(model file, RuntimeOptions) the repository's attributes model serves, from its config."""
+    from fashiontag.protocol import ATTRIBUTES_MODEL
+    from fashiontag.runtimes import RuntimeOptions
+    from fashiontag.serving.versions import ModelVersions
+
+    versions = ModelVersions(repository)
+    config = versions.config()
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    path = repository / ATTRIBUTES_MODEL / str(versions.served()) / params["onnx_file"]
+    return path, RuntimeOptions.from_parameters(params)
 
 
 def free_port_config(repository: Path, **kwargs) -> ServerConfig:

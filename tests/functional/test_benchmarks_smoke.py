@@ -28,10 +28,10 @@ from benchmarks.catalog import make_catalog
 from benchmarks.common import catalog_blobs, model_files, process_tree
 from benchmarks.loadgen import run_closed_loop
 from benchmarks.systems import RayServeSystem, TorchServeSystem
-from fashiontag.export.metadata import read_metadata
-from fashiontag.export.onnx_export import onnx_session
 from fashiontag.images import preprocess_bytes
+from fashiontag.onnxio.metadata import read_metadata
 from fashiontag.protocol import ATTRIBUTES_MODEL, ENSEMBLE_MODEL, PIXELS, PROBABILITIES
+from fashiontag.runtimes import onnx_session
 
 
 @pytest.fixture(scope="module")

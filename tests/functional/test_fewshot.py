@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fashiontag.artifacts import SOURCE_REPOSITORY, Artifacts
 from fashiontag.client import TagClient
 from fashiontag.colour.palette import by_name
-from fashiontag.export.metadata import read_metadata
 from fashiontag.images import encode_png
 from fashiontag.model.datasets import fashion_mnist
+from fashiontag.onnxio.metadata import read_metadata
 from fashiontag.serving.server import TritonServer
-from tests.conftest import ARTIFACTS, ROOT, SAMPLES
+from tests.conftest import LAYOUT, ROOT, SAMPLES
 from tests.functional.conftest import free_port_config
 
 NAME = "footwear"
@@ -58,14 +59,9 @@ def workspace(tmp_path_factory, built_model):
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{value}-{index}.png").write_bytes(encode_png(
                 np.repeat(255 - images[index][:, :, None], 3, axis=2)))
-    artifacts = root / "artifacts"
-    (artifacts / "cache").mkdir(parents=True)
-    for name in ("heads.pt", "training_report.json"):
-        shutil.copy2(ARTIFACTS / name, artifacts / name)
-    for backbone in (ARTIFACTS / "cache").glob("backbone-*.onnx"):  # features are computed fresh
-        (artifacts / "cache" / backbone.name).symlink_to(backbone)
+    LAYOUT.working_copy(root / "artifacts")  # features are computed fresh
     repository = root / "repository"
-    shutil.copytree(ROOT / "model_repository", repository,
+    shutil.copytree(SOURCE_REPOSITORY, repository,
                     ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
@@ -87,7 +83,7 @@ class Load:
 
     def __init__(self, url: str) -> None:
         self.url, self.results = url, []
-        self.images = sorted((SAMPLES / "fashion-mnist").glob("*.png")) + \
+        self.images = sorted((SAMPLES / "clothing").glob("*.jpg")) + \
             sorted((SAMPLES / "photos").glob("*.jpg"))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -135,12 +131,12 @@ def test_fewshot_add_trains_exports_and_hot_loads_with_no_failed_request(workspa
     seen = load.with_attribute()
     assert seen[-1], "the new version never answered during the run"
 
-    report = json.loads((artifacts / "fewshot" / NAME / "report.json").read_text())
+    report = json.loads((Artifacts(artifacts).fewshot(NAME) / "report.json").read_text())
     assert report["values"] == sorted(VALUES) and report["cv_accuracy"] >= 0.8
     assert np.array(report["confusion"]).sum() == PER_VALUE * len(VALUES)
     meta = read_metadata(repository / "fashiontag_attributes" / "2" / "model.onnx")
     assert meta.taxonomy[NAME].source == "fewshot" and meta.info["fewshot"][NAME]["kind"]
-    assert read_metadata(artifacts / "fashiontag.onnx").taxonomy == meta.taxonomy
+    assert read_metadata(Artifacts(artifacts).model()).taxonomy == meta.taxonomy
 
     with TagClient(explicit_server.grpc_url) as client:
         boots = sorted((workspace / "images" / "boot").glob("*.png"))

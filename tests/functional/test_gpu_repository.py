@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
+from fashiontag.export.tensorrt import engine_filename
 from fashiontag.protocol import ATTRIBUTES_MODEL
-from fashiontag.serving.repository import (
-    ServingSettings,
-    build_repository,
-    engine_filename,
-    read_config,
-)
+from fashiontag.serving.repository import ServingSettings, build_repository, read_config
 
 
 def test_tensorrt_repository_without_an_engine_waits_for_the_engine_builder(tmp_path,

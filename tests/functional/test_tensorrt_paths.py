@@ -11,9 +11,9 @@ import pytest
 from fashiontag.export.tensorrt import (
     TensorRTUnavailable,
     build_engine,
+    engine_filename,
     tensorrt_unavailable_reason,
 )
-from fashiontag.serving.repository import engine_filename
 
 REASON = tensorrt_unavailable_reason()
 
@@ -42,13 +42,13 @@ def test_fp16_engine_matches_the_onnx_model_on_real_images(tmp_path, built_model
     if REASON:
         pytest.skip(REASON)
     from fashiontag.export.attribute_model import parity_tiles
-    from fashiontag.export.metadata import read_metadata
     from fashiontag.export.tensorrt import TensorRTModel, compute_capability
+    from fashiontag.onnxio.metadata import read_metadata
     from fashiontag.runtimes import load_model
 
     result = build_engine(built_model, tmp_path, "fp16", max_batch_size=64, opt_batch=32)
     assert result.path.name == engine_filename(compute_capability())
-    tiles = parity_tiles(fashion_mnist_images=32)
+    tiles = parity_tiles(photos=32)
     ref = load_model(built_model).run(tiles)
     got = TensorRTModel(result.path).run(tiles)
     taxonomy = read_metadata(built_model).taxonomy

@@ -9,11 +9,11 @@ import torch
 from fashiontag.fewshot.heads import (
     KINDS,
     FitOptions,
-    fit_head,
+    fewshot_probabilities,
+    fit_fewshot_head,
     normalize,
-    predict,
     propagate_labels,
-    select_head,
+    select_fewshot_head,
     stratified_folds,
 )
 from fashiontag.model.heads import load_heads, save_heads
@@ -43,8 +43,8 @@ def test_numpy_and_graph_normalisation_agree():
 def test_every_head_kind_learns_separable_values(kind):
     feats, labels = _clusters(10)
     test_feats, test_labels = _clusters(20, seed=0)
-    head = fit_head(kind, feats, labels, 3)
-    assert (predict(head, test_feats[:, 0]).argmax(1) == test_labels).mean() > 0.9
+    head = fit_fewshot_head(kind, feats, labels, 3)
+    assert (fewshot_probabilities(head, test_feats[:, 0]).argmax(1) == test_labels).mean() > 0.9
 
 
 def test_an_unlabelled_pool_is_used_for_centring_and_pseudo_labels():
@@ -53,14 +53,14 @@ def test_an_unlabelled_pool_is_used_for_centring_and_pseudo_labels():
     pseudo, confidence = propagate_labels(normalize(feats[:, 0]), labels,
                                           normalize(pool[:, 0]), 3)
     assert (pseudo == pool_labels).mean() > 0.9 and ((0 < confidence) & (confidence <= 1)).all()
-    head = fit_head("logistic", feats, labels, 3, pool=pool[:, 0])
+    head = fit_fewshot_head("logistic", feats, labels, 3, pool=pool[:, 0])
     assert isinstance(head, NormalizedLinearHead)
     assert not torch.allclose(head.mean, torch.zeros_like(head.mean))
 
 
 def test_select_head_cross_validates_every_kind_and_reports_out_of_fold_confusion():
     feats, labels = _clusters(8)
-    fit = select_head(feats, labels, 3, options=FitOptions(linear_steps=100))
+    fit = select_fewshot_head(feats, labels, 3, options=FitOptions(linear_steps=100))
     assert set(fit.candidates) == set(KINDS) and fit.kind in KINDS and fit.folds == 5
     assert fit.cv_accuracy == fit.candidates[fit.kind]
     best = max(fit.candidates.values())
@@ -72,7 +72,7 @@ def test_select_head_cross_validates_every_kind_and_reports_out_of_fold_confusio
 
 def test_one_image_per_value_skips_cross_validation():
     feats, labels = _clusters(1)
-    fit = select_head(feats, labels, 3)
+    fit = select_fewshot_head(feats, labels, 3)
     assert fit.cv_accuracy is None and fit.confusion is None and fit.kind == "logistic"
 
 
@@ -88,7 +88,7 @@ def test_few_shot_and_mlp_heads_round_trip_through_the_heads_file(tmp_path):
     from fashiontag.model.network import AttributeHead
 
     feats, labels = _clusters(8, dim=16)
-    fewshot = fit_head("logistic", feats, labels, 3)
+    fewshot = fit_fewshot_head("logistic", feats, labels, 3)
     colour = colour_attribute()
     taxonomy = Taxonomy((Attribute("shape", ("a", "b", "c"), source="fewshot"),
                          Attribute("other", ("x", "y")), colour))
@@ -98,5 +98,6 @@ def test_few_shot_and_mlp_heads_round_trip_through_the_heads_file(tmp_path):
     loaded_taxonomy, loaded = load_heads(tmp_path / "heads.pt")
     assert loaded_taxonomy == taxonomy
     assert type(loaded["shape"]) is NormalizedLinearHead
-    assert np.allclose(predict(loaded["shape"], feats[:, 0]), predict(fewshot, feats[:, 0]))
+    assert np.allclose(fewshot_probabilities(loaded["shape"], feats[:, 0]),
+                       fewshot_probabilities(fewshot, feats[:, 0]))
     assert loaded[colour.name].config() == heads[colour.name].config()

@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from fashiontag.export.metadata import ModelMetadata
+from fashiontag.export.tensorrt import DEFAULT_COMPUTE_CAPABILITIES, engine_filename
 from fashiontag.images import DEFAULT_SPEC
+from fashiontag.onnxio.metadata import ModelMetadata
 from fashiontag.protocol import (
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
@@ -18,10 +19,8 @@ from fashiontag.protocol import (
 )
 from fashiontag.runtimes import RUNTIMES, RuntimeOptions
 from fashiontag.serving.repository import (
-    DEFAULT_COMPUTE_CAPABILITIES,
     ServingSettings,
     config_to_json,
-    engine_filename,
     model_configs,
     read_config,
     write_config,
@@ -206,7 +205,8 @@ def test_rebuilding_serves_the_version_holding_the_model_and_never_overwrites_a_
         tmp_path, built_model):
     import shutil
 
-    from fashiontag.serving.repository import SOURCE_REPOSITORY, build_repository
+    from fashiontag.artifacts import SOURCE_REPOSITORY
+    from fashiontag.serving.repository import build_repository
 
     repo = tmp_path / "repo"
     for name in (PREPROCESS_MODEL, ATTRIBUTES_MODEL):

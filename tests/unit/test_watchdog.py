@@ -77,3 +77,52 @@ def test_failed_revivals_back_off_instead_of_spinning():
                        interval_s=0.01, revive=revive)
     _run_briefly(dog, 0.5)
     assert len(calls) == 1  # the next try waits 2 s, then 4, 8, ... up to a minute
+
+
+@pytest.mark.parametrize("model_py", [
+    b"model.py",  # a relative path: no model or version folder (the IndexError seen in CI)
+    b"/model.py",
+    b"",
+    b"/repo/fashiontag_attributes/model.py",  # no version folder
+])
+def test_stub_command_lines_without_a_model_and_version_are_not_read_as_a_stub(model_py):
+    argv = [b"/x/backends/python/triton_python_backend_stub", model_py, b"shm", b"1", b"1",
+            b"9", b"/x", b"336", b"fashiontag_attributes_0_0", b"DEFAULT", b""]
+    assert _stub_of(argv) is None
+
+
+def test_a_short_stub_command_line_is_not_read_as_a_stub():
+    argv = [b"/x/backends/python/triton_python_backend_stub",
+            b"/repo/fashiontag_attributes/1/model.py", b"shm"]
+    assert _stub_of(argv) is None
+
+
+def test_a_look_that_raises_is_counted_and_the_watchdog_still_heals(monkeypatch):
+    """An exception in one look must not end the thread: the next looks still find and heal
+    a dead stub."""
+    tables = iter([{10: ATT_1}])
+
+    def processes(pgid):
+        table = next(tables, None)
+        if table is None:
+            processes.calls += 1
+            if processes.calls == 1:
+                raise RuntimeError("injected: /proc read failed")
+            return {}
+        return table
+
+    processes.calls = 0
+    monkeypatch.setattr(watchdog, "stub_processes", processes)
+    healed = []
+    dog = StubWatchdog(lambda: 1, heal=healed.append, interval_s=0.01,
+                       is_ready=lambda model, version: True)
+    dog.rebaseline()
+    dog.start()
+    deadline = time.monotonic() + 30
+    while not healed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dog.stop()
+    dog.join(5)
+    assert dog.errors == 1
+    assert healed and healed[0] == {"fashiontag_attributes"}
+    assert not dog.is_alive()

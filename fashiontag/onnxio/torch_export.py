@@ -1,8 +1,6 @@
 """PyTorch → ONNX with a dynamic batch axis, metadata, and a numeric parity check on real images.
 
-torch is imported only by the functions that need it: :func:`onnx_session` is what the Triton
-python model, the benchmarks and the peer servers run, and they have no use for torch (the peer
-servers' environment does not even have it).
+torch is imported inside the functions: importing this module costs nothing where torch is absent.
 """
 
 from __future__ import annotations
@@ -18,15 +16,16 @@ import numpy as np
 
 from fashiontag import __version__
 from fashiontag.errors import ModelArtifactError
-from fashiontag.export.metadata import metadata_props
+from fashiontag.onnxio.metadata import metadata_props
 from fashiontag.protocol import PIXELS, PROBABILITIES
+from fashiontag.runtimes import onnx_session
 from fashiontag.spec import PreprocessSpec
 from fashiontag.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["OPSET", "export_onnx", "ParityReport", "check_parity", "onnx_session"]
+__all__ = ["OPSET", "export_onnx", "ParityReport", "check_parity"]
 
 OPSET = 17
 
@@ -66,20 +65,6 @@ def export_onnx(module: nn.Module, path: str | Path, spec: PreprocessSpec, *,
     onnx.save(model, str(tmp))
     tmp.replace(path)  # atomic: a reader never sees a half-written model
     return path
-
-
-def onnx_session(path: str | Path, threads: int = 0, spinning: bool = False):
-    """An onnxruntime CPU session configured the way every in-process caller here uses it."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.inter_op_num_threads = 1
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True)
