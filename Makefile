@@ -8,6 +8,10 @@ MODEL      := $(ARTIFACTS)/fashiontag.onnx
 INT8       := $(ARTIFACTS)/fashiontag.int8.onnx
 STAMP      := $(VENV)/.installed
 FMNIST     ?= /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+CLOTHING   ?= data/clothing
+SHARED_CLOTHING ?= $(abspath ..)/shared/datasets/clothing
+CLOTHING_UPSTREAM ?= https://github.com/alexeygrigorev/clothing-dataset
+CLOTHING_COMMIT   ?= 7ed86a9cc56763b6acb35e41cb35184e43a5d218
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -17,7 +21,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
 .PHONY: run test unit functional bench bench-smoke bench-venvs java install data model int8 repository \
-        lint clean constraints
+        lint lint-imports clean constraints train-full
 
 ## run: install, build the model, start tritonserver, tag samples/ (ONCE=1 exits after the demo)
 run: model
@@ -26,7 +30,7 @@ run: model
 ## test: unit + functional tests (real tritonserver on free ports); slow suites excluded.
 ## Includes a smoke run of the benchmarks, so it needs perf_analyzer's venv (.venv-bench); the
 ## peer servers' venv and their smoke checks belong to `make bench`.
-test: model $(BENCH_STAMP)
+test: model $(BENCH_STAMP) lint-imports
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 unit: install
@@ -83,24 +87,45 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt "torch==2.13.0" -e ".[all,dev,bench]"
 	@touch $@
 
-## data: Fashion-MNIST from Debian's dataset-fashion-mnist package (real garment photos)
-data: $(FMNIST)
+## data: the real garment photos (data/clothing: the shared copy next to the checkout when there
+## is one, else the public upstream at the commit its README pins) and Fashion-MNIST (Debian's
+## dataset-fashion-mnist; the few-shot benchmark and its tests use it)
+data: $(CLOTHING)/labels.csv $(FMNIST)
+$(CLOTHING)/labels.csv:
+	@mkdir -p $(dir $(CLOTHING))
+	@if [ -f $(SHARED_CLOTHING)/labels.csv ]; then \
+	  ln -sfn $(SHARED_CLOTHING) $(CLOTHING); \
+	else \
+	  rm -rf $(CLOTHING).tmp && git clone -q $(CLOTHING_UPSTREAM) $(CLOTHING).tmp && \
+	  git -C $(CLOTHING).tmp checkout -q $(CLOTHING_COMMIT) && \
+	  cp $(CLOTHING).tmp/images.csv $(CLOTHING).tmp/labels.csv && mv $(CLOTHING).tmp $(CLOTHING); \
+	fi
+	@test -f $@ && echo "real garment photos: $$(readlink -f $(CLOTHING))"
 $(FMNIST):
 	$(SUDO) apt-get install -y -q dataset-fashion-mnist || \
 	  ( $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist )
 
-## model: train heads (cached features), export ONNX with parity check, generate model_repository/
+## model: fine-tune on real photos, fit + calibrate heads, export ONNX (parity-checked), INT8
+## (gated on real photos), score the test photographers, generate model_repository/ serving the
+## fastest passing model. SERVE=fp32 serves FP32 whatever the INT8 gate said.
 model: install data
-	$(PY) -m fashiontag build --artifacts $(ARTIFACTS)
-	@$(MAKE) --no-print-directory int8
+	$(PY) -m fashiontag build --artifacts $(ARTIFACTS) $(if $(SERVE),--serve $(SERVE),)
 
-## int8: the INT8 (QDQ) model for CPUs; refused unless it stays within the accuracy bounds
+## train-full: the longer training schedule (more views and epochs; see README, model quality)
+train-full: install data
+	$(PY) -m fashiontag build --artifacts $(ARTIFACTS) --schedule full $(if $(SERVE),--serve $(SERVE),)
+
+## int8: the INT8 (QDQ) model alone; refused unless it passes its gate on real photos
 int8: $(INT8)
 $(INT8): $(MODEL)
 	$(PY) -m fashiontag export --artifacts $(ARTIFACTS) --precision int8
 
-lint: install
+lint: install lint-imports
 	$(VENV)/bin/ruff check fashiontag tests benchmarks
+
+## lint-imports: the layers contract in pyproject.toml (arrows only point down)
+lint-imports: install
+	$(VENV)/bin/lint-imports
 
 constraints: install
 	( sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -vi '^fashiontag' ) > constraints.new && mv constraints.new constraints.txt

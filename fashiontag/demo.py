@@ -1,8 +1,9 @@
 """``make run``: start the real server, tag the bundled sample catalog, print a table, keep serving.
 
-The sample catalog (``samples/``) holds real images: Fashion-MNIST test photos (named after their
-true category, so the table can show right and wrong), two public-domain photos, and two broken
-files that must come back as per-image error records.
+The sample catalog (``samples/``) holds real images: garment photos of photographers the model
+never saw (``clothing/<type>_<id>.jpg``, named after the type people gave them, so the table can
+show right and wrong), two public-domain photos, and two broken files that must come back as
+per-image error records.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fashiontag.artifacts import SAMPLES_DIR
 from fashiontag.client import TagClient, TagResult
 from fashiontag.serving.run import stop_on_signals, wait_for_signal
 from fashiontag.serving.server import ServerConfig, TritonServer
-from fashiontag.taxonomy import CATEGORY
+from fashiontag.taxonomy import CATEGORY_NAME, DEFAULT_TAXONOMY
 
-__all__ = ["run_demo", "sample_files", "SAMPLES_DIR"]
+__all__ = ["run_demo", "sample_files"]
 
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -25,41 +26,44 @@ def sample_files(samples: Path) -> list[Path]:
     return sorted(p for p in samples.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
 
 
-def _slug(value: str) -> str:
-    return value.lower().replace("/", "-").replace(" ", "-")
-
-
 def _expected_category(path: Path) -> str | None:
-    """Fashion-MNIST samples are named ``test<index>_<category-slug>.png``."""
-    slug = path.stem.split("_", 1)[-1]
-    return next((v for v in CATEGORY.values if _slug(v) == slug), None)
+    """Garment photo samples are named ``<type>_<id>.jpg`` after the type people gave them."""
+    label = path.stem.split("_", 1)[0]
+    category = DEFAULT_TAXONOMY.category
+    return category.canonical(label) if category.canonical(label) in category.values else None
 
 
-def _summary(result: TagResult, limit: int = 3) -> str:
+def _summary(result: TagResult) -> str:
+    """The attributes that apply to the predicted garment, with a value."""
     if not result.ok:
         return f"ERROR ({result.error_type}): {result.error}"
-    others = [(k, v) for k, v in result.attributes.items() if k != CATEGORY.name and v.visible]
-    others.sort(key=lambda kv: -kv[1].confidence)
-    return ", ".join(f"{k}={v.value} {v.confidence:.2f}" for k, v in others[:limit])
+    shown = []
+    for name, v in result.attributes.visible.items():
+        if name == CATEGORY_NAME:
+            continue
+        value = v.top[0][0] if v.top else v.value
+        shown.append(f"{name}={value} {v.confidence:.2f}")
+    return ", ".join(shown)
 
 
 def print_table(results: list[TagResult], paths: list[Path]) -> None:
     correct = total = 0
-    print(f"\n{'image':34s} {'category':26s} {'expected':12s} most confident visible attributes")
+    print(f"\n{'image':30s} {'garment type':20s} {'people said':12s} attributes that apply")
     print("-" * 130)
     for result, path in zip(results, paths, strict=False):
         expected = _expected_category(path)
         category = ""
         if result.ok:
-            c = result.attributes[CATEGORY.name]
+            c = result.attributes[CATEGORY_NAME]
             category = f"{c.value} {c.confidence:.2f}"
             if expected:
                 total += 1
                 correct += c.value == expected
                 category += " ✓" if c.value == expected else " ✗"
-        print(f"{result.id[-34:]:34s} {category:26s} {expected or '':12s} {_summary(result)}")
+        print(f"{result.id[-30:]:30s} {category:20s} {expected or '':12s} {_summary(result)}")
     if total:
-        print(f"\ncategory correct on {correct}/{total} Fashion-MNIST test samples")
+        print(f"\ngarment type right on {correct}/{total} sample photos of photographers the "
+              "model never saw")
 
 
 def run_demo(config: ServerConfig, samples: Path | None = None,

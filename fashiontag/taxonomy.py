@@ -3,10 +3,17 @@
 The exported ONNX model carries this taxonomy as JSON metadata; the Triton configs, the client's
 decoding and the tests read it from there (or from this module), never from a copied label list.
 
-FashionAI attributes follow the public FashionAI Global Challenge 2018 attribute track
-(8 dimensions, 54 values; value order = the order of the ``n/y/m`` characters in its
-``label.csv``). ``category`` is the 10-class garment category of Fashion-MNIST, on which that
-head is trained.
+The taxonomy is a tree, as in the FashionAI system: ``category`` (the garment type) comes first,
+and every other attribute names the garment types it ``applies_to`` (sleeve length to tops,
+dresses and outerwear; pant length to pants and shorts; ...). A decoded record marks an attribute
+that does not apply to the predicted type as not applicable instead of guessing a value.
+
+``category`` holds the garment types people gave real catalog photos (the CC0 clothing data set:
+:mod:`fashiontag.model.datasets.clothing`); labels people could not tell apart reliably are merged
+into one type and kept as ``aliases``. FashionAI attributes follow the public FashionAI Global
+Challenge 2018 attribute track (8 dimensions, 54 values; value order = the order of the ``n/y/m``
+characters in its ``label.csv``). Attributes never validated on real photos are ``experimental``:
+served, but left out of records unless a client asks for them.
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ __all__ = [
     "DEFAULT_TAXONOMY",
     "FASHIONAI_ATTRIBUTES",
     "CATEGORY",
+    "CATEGORY_NAME",
+    "GARMENT_GROUPS",
     "INVISIBLE",
     "ONNX_METADATA_KEY",
 ]
 
 INVISIBLE = "Invisible"
 ONNX_METADATA_KEY = "fashiontag.taxonomy"
+CATEGORY_NAME = "category"  # the root of the tree: other attributes apply to some of its values
 
 
 class TaxonomyError(ValueError):
@@ -44,6 +54,10 @@ class Attribute:
     ``invisible_value`` names the value meaning "this part is not visible in the image"; the client
     reports it as ``visible: false`` instead of as a value. ``report_top > 1`` asks clients to
     report the best ``report_top`` values with their shares (e.g. an item's dominant colours).
+    ``applies_to`` lists the garment types (values of ``category``) the attribute means something
+    for; empty = every garment. ``experimental``: never validated on real photos, so records
+    leave it out unless asked. ``aliases`` map labels people use to the value they were merged
+    into (``("Blouse", "Shirt")``), for scoring and for reading labelled data.
     """
 
     name: str
@@ -53,6 +67,9 @@ class Attribute:
     fashionai_key: str | None = None
     description: str = ""
     report_top: int = 1
+    applies_to: tuple[str, ...] = ()
+    experimental: bool = False
+    aliases: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -69,18 +86,35 @@ class Attribute:
                 f"attribute {self.name!r}: invisible value {self.invisible_value!r} is not a value"
             )
         object.__setattr__(self, "values", tuple(self.values))
+        object.__setattr__(self, "applies_to", tuple(self.applies_to))
+        aliases = tuple(sorted((str(a), str(v)) for a, v in self.aliases))
+        object.__setattr__(self, "aliases", aliases)
+        for alias, value in self.aliases:
+            if value not in self.values:
+                raise TaxonomyError(f"attribute {self.name!r}: alias {alias!r} names "
+                                    f"{value!r}, which is not a value")
 
     @property
     def num_values(self) -> int:
         return len(self.values)
 
     def index(self, value: str) -> int:
+        """Index of ``value`` or of the value an alias of it was merged into."""
+        value = self.canonical(value)
         try:
             return self.values.index(value)
         except ValueError:
             raise TaxonomyError(
                 f"{value!r} is not a value of {self.name!r}; expected one of {list(self.values)}"
             ) from None
+
+    def canonical(self, label: str) -> str:
+        """The value a label stands for: itself, or the value its alias was merged into."""
+        return dict(self.aliases).get(label, label)
+
+    def applies(self, category: str | None) -> bool:
+        """Whether this attribute means something for a garment of type ``category``."""
+        return not self.applies_to or category in self.applies_to
 
     def to_dict(self) -> dict:
         out = {
@@ -91,8 +125,15 @@ class Attribute:
             "fashionai_key": self.fashionai_key,
             "description": self.description,
         }
-        if self.report_top != 1:  # absent when default: older taxonomies keep their fingerprint
+        # absent when default: older taxonomies keep their fingerprint
+        if self.report_top != 1:
             out["report_top"] = self.report_top
+        if self.applies_to:
+            out["applies_to"] = list(self.applies_to)
+        if self.experimental:
+            out["experimental"] = True
+        if self.aliases:
+            out["aliases"] = {alias: value for alias, value in self.aliases}
         return out
 
     @classmethod
@@ -105,6 +146,9 @@ class Attribute:
             fashionai_key=data.get("fashionai_key"),
             description=data.get("description", ""),
             report_top=int(data.get("report_top", 1)),
+            applies_to=tuple(data.get("applies_to", ())),
+            experimental=bool(data.get("experimental", False)),
+            aliases=tuple(sorted((data.get("aliases") or {}).items())),
         )
 
 
@@ -127,6 +171,12 @@ class Taxonomy:
         if not names:
             raise TaxonomyError("a taxonomy needs at least one attribute")
         object.__setattr__(self, "_by_name", {a.name: a for a in self.attributes})
+        types = set(self._by_name[CATEGORY_NAME].values) if CATEGORY_NAME in names else set()
+        for a in self.attributes:
+            unknown = set(a.applies_to) - types
+            if unknown:
+                raise TaxonomyError(f"attribute {a.name!r} applies to {sorted(unknown)}, which "
+                                    f"are not values of {CATEGORY_NAME!r}")
 
     def __iter__(self) -> Iterator[Attribute]:
         return iter(self.attributes)
@@ -146,6 +196,16 @@ class Taxonomy:
     @property
     def names(self) -> list[str]:
         return [a.name for a in self.attributes]
+
+    def reported(self, experimental: bool = False) -> list[str]:
+        """Names of the attributes a record carries: all but the experimental ones, unless
+        ``experimental``."""
+        return [a.name for a in self.attributes if experimental or not a.experimental]
+
+    @property
+    def category(self) -> Attribute | None:
+        """The root attribute (garment type), when this taxonomy has one."""
+        return self._by_name.get(CATEGORY_NAME)
 
     @property
     def total_values(self) -> int:
@@ -213,7 +273,39 @@ class Taxonomy:
         return Taxonomy(tuple(self[n] for n in names))
 
 
-def _fashionai(name: str, values: Sequence[str], description: str) -> Attribute:
+#: Garment types by the groups the FashionAI tree hangs its attributes on.
+GARMENT_GROUPS: dict[str, tuple[str, ...]] = {
+    "tops": ("T-Shirt", "Polo", "Shirt", "Longsleeve", "Hoodie", "Top", "Body"),
+    "outerwear": ("Outwear",),
+    "dresses": ("Dress",),
+    "skirts": ("Skirt",),
+    "pants": ("Pants",),
+    "shorts": ("Shorts",),
+    "footwear": ("Shoes",),
+    "headwear": ("Hat",),
+}
+
+
+def _types(*groups: str) -> tuple[str, ...]:
+    return tuple(t for g in groups for t in GARMENT_GROUPS[g])
+
+
+CATEGORY = Attribute(
+    name=CATEGORY_NAME,
+    values=tuple(t for types in GARMENT_GROUPS.values() for t in types),
+    invisible_value=None,
+    source="clothing",
+    description="Garment type, as people labelled real catalog photos (CC0 clothing data set). "
+                "Merged where people's labels could not be told apart: Blazer into Outwear "
+                "(the Blazer label also holds denim and leather jackets others call Outwear), "
+                "Blouse into Shirt (19 photos, shirt-cut women's tops), Undershirt into Top "
+                "(sleeveless tops).",
+    aliases=(("Blazer", "Outwear"), ("Blouse", "Shirt"), ("Undershirt", "Top")),
+)
+
+
+def _fashionai(name: str, values: Sequence[str], description: str, applies_to: Sequence[str],
+               experimental: bool = True) -> Attribute:
     return Attribute(
         name=name,
         values=(INVISIBLE, *values),
@@ -221,62 +313,59 @@ def _fashionai(name: str, values: Sequence[str], description: str) -> Attribute:
         source="fashionai",
         fashionai_key=f"{name}_labels",
         description=description,
+        applies_to=tuple(applies_to),
+        experimental=experimental,
     )
 
 
+_UPPER_BODY = _types("tops", "dresses", "outerwear")
+
+#: ``experimental=False`` only where real photos validate the head (sleeve and pant length: the
+#: garment types T-Shirt/Polo vs Longsleeve/Hoodie and Shorts vs Pants are their real labels).
 FASHIONAI_ATTRIBUTES: tuple[Attribute, ...] = (
     _fashionai(
         "coat_length",
         ["High Waist Length", "Regular Length", "Long Length", "Micro Length", "Knee Length",
          "Midi Length", "Ankle&Floor Length"],
-        "Length of a coat or jacket.",
+        "Length of a coat or jacket.", _types("outerwear"),
     ),
     _fashionai(
         "collar_design",
         ["Shirt Collar", "Peter Pan", "Puritan Collar", "Rib Collar"],
-        "Collar of a top.",
+        "Collar of a top.", _UPPER_BODY,
     ),
     _fashionai(
         "lapel_design",
         ["Notched", "Collarless", "Shawl Collar", "Plus Size Shawl"],
-        "Lapel of a coat or suit jacket.",
+        "Lapel of a coat or suit jacket.", _UPPER_BODY,
     ),
     _fashionai(
         "neck_design",
         ["Turtle Neck", "Ruffle Semi-High Collar", "Low Turtle Neck", "Draped Collar"],
-        "High neck treatments.",
+        "High neck treatments.", _UPPER_BODY,
     ),
     _fashionai(
         "neckline_design",
         ["Strapless Neck", "Deep V Neckline", "Straight Neck", "V Neckline", "Square Neckline",
          "Off Shoulder", "Round Neckline", "Sweat Heart Neck", "One Shoulder Neckline"],
-        "Neckline cut of a top or dress.",
+        "Neckline cut of a top or dress.", _UPPER_BODY,
     ),
     _fashionai(
         "pant_length",
         ["Short Pant", "Mid Length", "3/4 Length", "Cropped Pant", "Full Length"],
-        "Length of trousers.",
+        "Length of trousers.", _types("pants", "shorts"), experimental=False,
     ),
     _fashionai(
         "skirt_length",
         ["Short Length", "Knee Length", "Midi Length", "Ankle Length", "Floor Length"],
-        "Length of a skirt or dress.",
+        "Length of a skirt or dress.", _types("skirts", "dresses"),
     ),
     _fashionai(
         "sleeve_length",
         ["Sleeveless", "Cup Sleeves", "Short Sleeves", "Elbow Sleeves", "3/4 Sleeves",
          "Wrist Length", "Long Sleeves", "Extra Long Sleeves"],
-        "Sleeve length of a top, dress or coat.",
+        "Sleeve length of a top, dress or coat.", _UPPER_BODY, experimental=False,
     ),
-)
-
-CATEGORY = Attribute(
-    name="category",
-    values=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-            "Bag", "Ankle boot"),
-    invisible_value=None,
-    source="fashion-mnist",
-    description="Garment category (Fashion-MNIST's 10 classes, label order of the data set).",
 )
 
 DEFAULT_TAXONOMY = Taxonomy((CATEGORY, *FASHIONAI_ATTRIBUTES))

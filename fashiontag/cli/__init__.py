@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "fashiontag.cli.serve_commands",
     "fashiontag.cli.tag_commands",
     "fashiontag.cli.fewshot_commands",
+    "fashiontag.cli.evaluate_commands",
 )
 
 

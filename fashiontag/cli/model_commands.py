@@ -3,39 +3,54 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from fashiontag.cli._common import MODEL_FILE, add_artifacts_flag
+from fashiontag.artifacts import Artifacts
+from fashiontag.cli._common import add_artifacts_flag
 
 
 def _train_config(args: argparse.Namespace):
-    from fashiontag.model.train import TrainConfig
+    from dataclasses import replace
 
-    cfg = TrainConfig(artifacts=args.artifacts, fashionai_csv=args.fashionai_csv,
-                      fashionai_root=args.fashionai_root, seed=args.seed,
-                      colour=not getattr(args, "no_colour", False))
-    if args.quick:
-        cfg.fmnist_per_class, cfg.rendered_train, cfg.rendered_test = 100, 600, 200
-        cfg.hidden_options, cfg.steps = (0,), 300
+    from fashiontag.model.train import SCHEDULES, quick_config
+
+    cfg = quick_config(args.artifacts) if args.quick else SCHEDULES[args.schedule](args.artifacts)
+    cfg = replace(cfg, clothing=args.clothing, fashionai_csv=args.fashionai_csv,
+                  fashionai_root=args.fashionai_root, seed=args.seed,
+                  colour=not getattr(args, "no_colour", False))
+    tuning = {k: v for k, v in (("epochs", args.epochs), ("device", args.device))
+              if v is not None}
+    if tuning:
+        cfg = replace(cfg, finetune=replace(cfg.finetune, **tuning))
+    if args.views is not None:
+        cfg = replace(cfg, views=args.views)
     return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from fashiontag.model.train import train
 
-    report = train(_train_config(args))
-    for name, head in report["heads"].items():
-        print(f"{name:16s} test accuracy {head['test_accuracy']:.4f} "
-              f"({head['test_examples']} examples, {head['test_set']})")
-    print(f"trained in {report['seconds']} s; heads in {args.artifacts}/")
+    _print_training(train(_train_config(args)), args.artifacts)
     return 0
+
+
+def _print_training(report: dict, artifacts: Path) -> None:
+    for name, head in report["heads"].items():
+        extra = ""
+        real = head.get("real_photos", {})
+        if real.get("short_long_accuracy") is not None:
+            extra += f", short/long {real['short_long_accuracy']:.4f}"
+        if "ece" in real:
+            extra += f", ECE {real['ece_before']:.3f} -> {real['ece']:.3f}"
+        print(f"{name:16s} test accuracy {head['test_accuracy']:.4f}{extra} "
+              f"({head['test_examples']} examples, {head['test_set']})")
+    print(f"trained in {report['seconds']['total']} s; model in {artifacts}/")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     if args.engine == "tensorrt":
         return _export_tensorrt(args)
-    fp32 = args.artifacts / MODEL_FILE
+    fp32 = Artifacts(args.artifacts).model()
     if args.precision == "fp32" or not fp32.exists():
         _export_fp32(args, args.out if args.precision == "fp32" else None)
     if args.precision != "fp32":
@@ -44,16 +59,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_fp32(args: argparse.Namespace, out: Path | None) -> None:
-    from fashiontag.export.attribute_model import export_attribute_model
-    from fashiontag.model.train import HEADS_FILE, REPORT_FILE
+    from fashiontag.pipeline import export_fp32
 
-    out = out or args.artifacts / MODEL_FILE
-    result = export_attribute_model(args.artifacts / HEADS_FILE, out,
-                                    training_report=args.artifacts / REPORT_FILE)
-    (args.artifacts / "export_report.json").write_text(json.dumps(result.to_dict(), indent=2))
+    result = export_fp32(Artifacts(args.artifacts), out)
     p = result.parity
-    print(f"exported {out}: parity on {p.images} real images, max |torch - onnxruntime| = "
-          f"{p.max_abs_diff:.2e}, top-1 agreement {p.argmax_agreement:.4f}")
+    print(f"exported {result.path}: parity on {p.images} real images, max |torch - onnxruntime| "
+          f"= {p.max_abs_diff:.2e}, top-1 agreement {p.argmax_agreement:.4f}")
 
 
 def _export_reduced(args: argparse.Namespace, fp32: Path) -> None:
@@ -61,30 +72,30 @@ def _export_reduced(args: argparse.Namespace, fp32: Path) -> None:
     from fashiontag.export.precision import CHECK_SIZES, export_precision
     from fashiontag.runtimes import RuntimeOptions
 
-    default_fmnist, default_rendered = CHECK_SIZES[args.precision]
-    sizes = (args.check_images if args.check_images is not None else default_fmnist,
+    default_photos, default_rendered = CHECK_SIZES[args.precision]
+    sizes = (args.check_images if args.check_images is not None else default_photos,
              args.check_rendered if args.check_rendered is not None else default_rendered)
-    cal = CalibrationSet(fashion_mnist=args.calibration_images * 2 // 3,
+    cal = CalibrationSet(photos=args.calibration_images * 2 // 3,
                          rendered=args.calibration_images - args.calibration_images * 2 // 3)
     result = export_precision(
         fp32, args.precision, args.out, calibration=cal,
         check_runtime=RuntimeOptions(runtime=args.check_runtime), check_sizes=sizes,
-        report_path=args.artifacts / f"{args.precision}_report.json")
+        report_path=Artifacts(args.artifacts).precision_report(args.precision))
     c = result.check
     agreement = ", ".join(f"{k} {v:.3f}" for k, v in c.agreement.items())
-    print(f"exported {result.path} ({args.precision}, checked with {c.runtime}): category "
+    print(f"exported {result.path} ({args.precision}, checked with {c.runtime}): garment type "
           f"accuracy {c.category_accuracy_candidate:.4f} vs fp32 "
-          f"{c.category_accuracy_reference:.4f} on {c.category_images} Fashion-MNIST test "
-          f"images; top-1 agreement with fp32: {agreement}")
+          f"{c.category_accuracy_reference:.4f} on {c.category_images} real photos of unseen "
+          f"photographers; top-1 agreement with fp32: {agreement}")
 
 
 def _export_tensorrt(args: argparse.Namespace) -> int:
-    from fashiontag.export.quantize import precision_path
+    from fashiontag.artifacts import precision_path
     from fashiontag.export.tensorrt import build_engine
     from fashiontag.protocol import ATTRIBUTES_MODEL
 
     precision = "fp16" if args.precision == "fp32" and not args.explicit_fp32 else args.precision
-    source = args.onnx or args.artifacts / MODEL_FILE
+    source = args.onnx or Artifacts(args.artifacts).model()
     if precision == "int8" and args.onnx is None and precision_path(source, "int8").exists():
         source = precision_path(source, "int8")  # the checked QDQ file: explicit quantization
     out_dir = (args.repository / ATTRIBUTES_MODEL / "1") if args.repository else \
@@ -97,7 +108,8 @@ def _export_tensorrt(args: argparse.Namespace) -> int:
 
 
 def cmd_build_repo(args: argparse.Namespace) -> int:
-    from fashiontag.serving.repository import SOURCE_REPOSITORY, ServingSettings, build_repository
+    from fashiontag.artifacts import SOURCE_REPOSITORY
+    from fashiontag.serving.repository import ServingSettings, build_repository
 
     kwargs = {"runtime": args.runtime}
     if args.threads is not None:
@@ -105,7 +117,7 @@ def cmd_build_repo(args: argparse.Namespace) -> int:
     if args.instances is not None:
         kwargs["attribute_instances"] = args.instances
     settings = ServingSettings(target=args.target, gpu_platform=args.gpu_platform, **kwargs)
-    repo = build_repository(args.model or args.artifacts / MODEL_FILE,
+    repo = build_repository(args.model or Artifacts(args.artifacts).model(),
                             args.repository or SOURCE_REPOSITORY, settings,
                             engine_path=args.engine)
     flavour = args.runtime if args.target == "cpu" else args.gpu_platform
@@ -114,28 +126,41 @@ def cmd_build_repo(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """train → export → repository, skipping steps whose outputs are newer than their inputs."""
-    from fashiontag.model.train import HEADS_FILE, is_current
+    """train → export → INT8 → evaluation → repository, skipping steps whose outputs are
+    current."""
+    from fashiontag.artifacts import SOURCE_REPOSITORY
+    from fashiontag.pipeline import BuildConfig, build
 
-    heads, model = args.artifacts / HEADS_FILE, args.artifacts / MODEL_FILE
-    if args.force or not is_current(_train_config(args)):
-        cmd_train(args)
-    elif not args.no_colour:
-        from fashiontag.colour.head import ensure_colour_head
-
-        if ensure_colour_head(heads):  # heads trained before the colour attribute existed
-            print(f"added the colour head to {heads}")
-    if args.force or not model.exists() or model.stat().st_mtime < heads.stat().st_mtime:
-        _export_fp32(args, None)
-    args.model, args.target, args.gpu_platform, args.engine = None, "cpu", "onnxruntime_onnx", None
-    args.runtime, args.threads, args.instances = "onnxruntime", None, None
-    return cmd_build_repo(args)
+    result = build(BuildConfig(artifacts=Artifacts(args.artifacts),
+                               repository=args.repository or SOURCE_REPOSITORY,
+                               train=_train_config(args), force=args.force,
+                               colour=not args.no_colour, int8=not args.no_int8,
+                               serve=args.serve))
+    if result.training_report:
+        _print_training(result.training_report, args.artifacts)
+    for name, scores in result.evaluation.items():
+        attributes = scores["attributes"]
+        print(f"{name} on {scores['images']} photos of unseen photographers: " + ", ".join(
+            f"{a} {v['accuracy']:.4f}" for a, v in attributes.items() if v["accuracy"]))
+    if result.int8_refused:
+        print(f"INT8 refused ({result.int8_refused}); serving FP32")
+    print(f"steps: {', '.join(result.steps)}; serving {result.model.name} on {result.runtime} "
+          f"from {result.repository}")
+    return 0
 
 
 def _training_flags(p: argparse.ArgumentParser) -> None:
     add_artifacts_flag(p)
     p.add_argument("--fashionai-csv", type=Path, help="FashionAI Annotations/label.csv")
     p.add_argument("--fashionai-root", type=Path, help="folder the CSV's image paths start in")
+    p.add_argument("--clothing", type=Path,
+                   help="real photo folder (labels.csv + images/; default: `make data`'s)")
+    p.add_argument("--schedule", choices=["fast", "full"], default="fast",
+                   help="fast: what `make model` trains (minutes on 2 cores); full: the longer "
+                        "schedule of `make train-full` (see README, model quality)")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default: the schedule's)")
+    p.add_argument("--views", type=int, help="cached views per training photo")
+    p.add_argument("--device", help="torch device for fine-tuning, e.g. cuda (default cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny data; for smoke tests only")
 
@@ -156,10 +181,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-runtime", choices=["onnxruntime", "openvino"],
                    default="onnxruntime", help="runtime the int8/fp16 check runs the file in")
     p.add_argument("--check-images", type=int,
-                   help="Fashion-MNIST test images for the check (default: int8 all 10,000)")
+                   help="real test photos for the check (default int8: every one)")
     p.add_argument("--check-rendered", type=int, help="held-out rendered garments for the check")
     p.add_argument("--calibration-images", type=int, default=384,
-                   help="real training images calibrating INT8 (2/3 Fashion-MNIST, 1/3 rendered)")
+                   help="training images calibrating INT8 (2/3 real photos, 1/3 rendered)")
     p.add_argument("--onnx", type=Path, help="tensorrt: source ONNX (default: the export)")
     p.add_argument("--repository", type=Path,
                    help="tensorrt: write the engine into this model repository")
@@ -189,5 +214,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true")
     p.add_argument("--no-colour", action="store_true",
                    help="do not add the colour head to existing heads")
+    p.add_argument("--no-int8", action="store_true", help="skip the INT8 model")
+    p.add_argument("--serve", choices=["auto", "fp32", "int8"], default="auto",
+                   help="what the repository serves: auto = INT8 on OpenVINO when it passed "
+                        "its gate on real photos, else FP32 (default)")
     p.add_argument("--repository", type=Path)
     p.set_defaults(func=cmd_build)

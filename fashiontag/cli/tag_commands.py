@@ -37,7 +37,8 @@ def _settings(args: argparse.Namespace):
                        concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
                        balance=args.balance.replace("-", "_"), load_threads=args.load_threads,
                        outage_limit=args.outage_limit, tls_ca=_path(args.tls_ca),
-                       tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key))
+                       tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key),
+                       experimental=args.experimental)
 
 
 def _open(args: argparse.Namespace, settings):
@@ -49,7 +50,7 @@ def _open(args: argparse.Namespace, settings):
         taxonomy = client.taxonomy  # fails fast, with a clear error, when no server answers
     out = args.out or "-"
     return open_sink(out, args.format, resume=args.resume, overwrite=args.overwrite,
-                     attributes=taxonomy.names)
+                     attributes=taxonomy.reported(args.experimental))
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
@@ -137,6 +138,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--progress", action="store_true", help="show the bar even when not a TTY")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--stats-json", type=Path, help="also write the summary as JSON here")
+    p.add_argument("--experimental", action="store_true",
+                   help="also record attributes the taxonomy marks experimental (never "
+                        "validated on real photos; left out by default)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any image failed")
     ray = p.add_argument_group("--engine ray")
     ray.add_argument("--workers", type=int, default=None,

@@ -77,6 +77,8 @@ class ClientOptions:
     decode: str = "server"  # see DECODE_MODES
     pixels_model: str = ATTRIBUTES_MODEL  # takes uint8 tiles (decode="client")
     balance: str = "least_loaded"
+    # also report attributes the taxonomy marks experimental (never validated on real photos)
+    experimental: bool = False
 
     def __post_init__(self) -> None:
         if self.decode not in DECODE_MODES:
@@ -269,10 +271,11 @@ class TaxonomyBook:
     Filled from model configs by :meth:`load`; :meth:`decode` picks the taxonomy per response.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, experimental: bool = False) -> None:
         self.current: Taxonomy | None = None
         self.by_id: dict[int, Taxonomy] = {}
         self.with_ids = False  # does the served model return TAXONOMY_ID?
+        self.experimental = experimental  # decode experimental attributes too
 
     def load(self, model_config: dict, taxonomy_config: dict, model: str) -> Taxonomy:
         current = taxonomy_from_config(taxonomy_config, model)
@@ -308,7 +311,7 @@ class TaxonomyBook:
             raise UnknownTaxonomyError(
                 f"the served model answered with {width} values "
                 f"(taxonomy id {self._id_of(result)}), which no known taxonomy matches")
-        return decode_probabilities(taxonomy, probabilities)
+        return decode_probabilities(taxonomy, probabilities, self.experimental)
 
     def _id_of(self, result) -> int | None:
         try:

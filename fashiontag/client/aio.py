@@ -45,7 +45,7 @@ class AsyncTagClient:
         self._clients = [InferenceServerClient(**self.options.client_kwargs(u))
                          for u in self.options.urls]
         self._client = self._clients[0]  # metadata and single requests
-        self._book = TaxonomyBook()
+        self._book = TaxonomyBook(self.options.experimental)
         self._preparer: Preparer | None = None
 
     async def is_ready(self) -> bool:

@@ -15,19 +15,33 @@ __all__ = ["AttributeValue", "AttributeSet", "TagResult", "decode_probabilities"
 @dataclass(frozen=True)
 class AttributeValue:
     """The top value of one attribute. ``value is None`` and ``visible is False`` when the model's
-    best guess is the attribute's "Invisible" value (the part is not in the picture)."""
+    best guess is the attribute's "Invisible" value (the part is not in the picture).
+
+    Hierarchy: ``applicable is False`` (and no value) when the attribute does not apply to the
+    predicted garment type (sleeve length of a shoe). ``applicability`` is the probability mass
+    of the garment types it applies to (None for attributes that apply to every garment): when
+    the type itself is uncertain, it says how likely the attribute is to mean anything at all,
+    and ``confidence`` is the value's probability given that it does.
+    """
 
     value: str | None
     confidence: float
     visible: bool = True
     top: tuple[tuple[str, float], ...] = ()  # best values with shares, for report_top > 1
+    applicable: bool = True
+    applicability: float | None = None
 
     def to_dict(self) -> dict:
+        if not self.applicable:
+            return {"value": None, "applicable": False,
+                    "applicability": round(self.applicability or 0.0, 4)}
         out: dict = {"value": self.value, "confidence": round(self.confidence, 4)}
         if not self.visible:
             out["visible"] = False
         if self.top:
             out["top"] = [{"value": v, "confidence": round(p, 4)} for v, p in self.top]
+        if self.applicability is not None:
+            out["applicability"] = round(self.applicability, 4)
         return out
 
 
@@ -57,7 +71,8 @@ class AttributeSet(Mapping[str, AttributeValue]):
 
     @property
     def visible(self) -> dict[str, AttributeValue]:
-        return {k: v for k, v in self._values.items() if v.visible}
+        """Attributes with a value: applicable to the garment and visible in the picture."""
+        return {k: v for k, v in self._values.items() if v.visible and v.applicable}
 
     @property
     def vector(self) -> np.ndarray | None:
@@ -76,10 +91,26 @@ class AttributeSet(Mapping[str, AttributeValue]):
         return {k: v.to_dict() for k, v in self._values.items()}
 
 
-def _attribute_set(taxonomy: Taxonomy, row: np.ndarray) -> AttributeSet:
+def _attribute_set(taxonomy: Taxonomy, row: np.ndarray, experimental: bool) -> AttributeSet:
+    slices = taxonomy.slices
+    category = taxonomy.category
+    garment, garment_p = None, None
+    if category is not None:
+        garment_p = row[slices[category.name]]
+        garment = category.values[int(garment_p.argmax())]
     values = {}
-    for attribute, s in zip(taxonomy, taxonomy.slices.values(), strict=False):
-        p = row[s]
+    for attribute in taxonomy:
+        if attribute.experimental and not experimental:
+            continue
+        p = row[slices[attribute.name]]
+        applicability = None
+        if attribute.applies_to and garment_p is not None:
+            applicability = float(sum(garment_p[category.values.index(t)]
+                                      for t in attribute.applies_to))
+            if not attribute.applies(garment):
+                values[attribute.name] = AttributeValue(None, 0.0, applicable=False,
+                                                        applicability=applicability)
+                continue
         best = int(p.argmax())
         name = attribute.values[best]
         invisible = name == attribute.invisible_value
@@ -88,19 +119,24 @@ def _attribute_set(taxonomy: Taxonomy, row: np.ndarray) -> AttributeSet:
             order = np.argsort(-p, kind="stable")[:attribute.report_top]
             top = tuple((attribute.values[i], float(p[i])) for i in order)
         values[attribute.name] = AttributeValue(None if invisible else name, float(p[best]),
-                                                visible=not invisible, top=top)
+                                                visible=not invisible, top=top,
+                                                applicability=applicability)
     return AttributeSet(values, row, taxonomy)
 
 
-def decode_probabilities(taxonomy: Taxonomy, probabilities: np.ndarray) -> list[AttributeSet]:
-    """``[N, total_values]`` (or one row) → one :class:`AttributeSet` per image."""
+def decode_probabilities(taxonomy: Taxonomy, probabilities: np.ndarray,
+                         experimental: bool = False) -> list[AttributeSet]:
+    """``[N, total_values]`` (or one row) → one :class:`AttributeSet` per image.
+
+    Attributes the taxonomy marks experimental are left out unless ``experimental`` is True.
+    """
     probabilities = np.asarray(probabilities, dtype=np.float32)
     if probabilities.ndim == 1:
         probabilities = probabilities[None]
     if probabilities.shape[-1] != taxonomy.total_values:
         raise ValueError(f"model returned {probabilities.shape[-1]} probabilities; the taxonomy "
                          f"has {taxonomy.total_values} values")
-    return [_attribute_set(taxonomy, row) for row in probabilities]
+    return [_attribute_set(taxonomy, row, experimental) for row in probabilities]
 
 
 @dataclass

@@ -70,7 +70,7 @@ class TagClient:
         self._clients = [InferenceServerClient(**self.options.client_kwargs(u))
                          for u in self.options.urls]
         self._client = self._clients[0]  # metadata and single requests
-        self._book = TaxonomyBook()
+        self._book = TaxonomyBook(self.options.experimental)
         self._preparer: Preparer | None = None
 
     # ----------------------------------------------------------------- server

@@ -25,23 +25,13 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from fashiontag.export.calibration import CalibrationSet, batches, calibration_tiles
-from fashiontag.export.metadata import metadata_props, read_metadata
+from fashiontag.onnxio.metadata import metadata_props, read_metadata
 from fashiontag.protocol import PIXELS
 
-__all__ = ["PRECISIONS", "CalibrationReader", "quantize_int8", "convert_fp16", "fp32_nodes",
-           "precision_path"]
+__all__ = ["CalibrationReader", "quantize_int8", "convert_fp16", "fp32_nodes"]
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8", "fp16")
-
-
-def precision_path(fp32_path: str | Path, precision: str) -> Path:
-    """``artifacts/fashiontag.onnx`` → ``artifacts/fashiontag.int8.onnx`` (fp32 keeps its name)."""
-    fp32_path = Path(fp32_path)
-    if precision == "fp32":
-        return fp32_path
-    return fp32_path.with_name(f"{fp32_path.stem}.{precision}{fp32_path.suffix}")
 
 
 class CalibrationReader(CalibrationDataReader):

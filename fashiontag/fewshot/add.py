@@ -17,34 +17,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fashiontag.artifacts import DEFAULT_ROOT, SOURCE_REPOSITORY, Artifacts
 from fashiontag.errors import FashiontagError
 from fashiontag.fewshot.data import IMAGE_SUFFIXES, LabelledSet, load_labelled, write_csv
 from fashiontag.fewshot.features import DEFAULT_VIEWS, FeatureStore
-from fashiontag.fewshot.heads import KINDS, FitOptions, select_head, single_thread
-from fashiontag.fewshot.reload import ModelVersions, check_model_control
+from fashiontag.fewshot.heads import KINDS, FitOptions, select_fewshot_head
+from fashiontag.fewshot.reload import publish
 from fashiontag.fewshot.report import DataRequirements, check_accuracy, check_counts
-from fashiontag.serving.repository import SOURCE_REPOSITORY
+from fashiontag.model.heads import single_thread
+from fashiontag.serving.versions import ModelVersions, check_model_control
 
-__all__ = ["AddConfig", "AddResult", "add_attribute", "fewshot_dir", "pool_paths", "HEADS_FILE",
-           "MODEL_FILE"]
+__all__ = ["AddConfig", "AddResult", "add_attribute", "pool_paths"]
 
 log = logging.getLogger(__name__)
-
-HEADS_FILE = "heads.pt"
-MODEL_FILE = "fashiontag.onnx"
-REPORT_FILE = "training_report.json"
-
-
-def fewshot_dir(artifacts: Path, name: str) -> Path:
-    """Where a few-shot attribute keeps its labels and report."""
-    return Path(artifacts) / "fewshot" / name
 
 
 @dataclass
 class AddConfig:
     name: str
     images: Path | tuple[Path, ...]  # folders with one sub-folder per value and/or CSVs
-    artifacts: Path = Path("artifacts")
+    artifacts: Path = DEFAULT_ROOT
     repository: Path = SOURCE_REPOSITORY
     serve_url: str | None = None  # a running server with explicit model control: hot-load
     admin_key: str | None = None  # the operator's key that server locks model control with
@@ -90,10 +82,10 @@ def pool_paths(pool: Path | None) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(pool).parts))
 
 
-def _fewshot_info(artifacts: Path, name: str, report: dict) -> dict:
+def _fewshot_info(artifacts: Artifacts, name: str, report: dict) -> dict:
     """CV results of every few-shot attribute, stored in the exported model's metadata."""
     info = {}
-    for path in sorted((Path(artifacts) / "fewshot").glob("*/report.json")):
+    for path in sorted(artifacts.fewshot_root.glob("*/report.json")):
         other = json.loads(path.read_text())
         info[other["name"]] = {k: other.get(k) for k in ("kind", "cv_accuracy", "images")}
     info[name] = {k: report.get(k) for k in ("kind", "cv_accuracy", "images")}
@@ -106,8 +98,8 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     from fashiontag.model.heads import load_heads, save_heads
 
     timer = _Timer()
-    artifacts = Path(cfg.artifacts)
-    heads_path = artifacts / HEADS_FILE
+    artifacts = Artifacts(cfg.artifacts)
+    heads_path = artifacts.heads
     sources = cfg.images if isinstance(cfg.images, (tuple, list)) else (cfg.images,)
     labelled: LabelledSet = load_labelled(*sources)
     counts = labelled.counts()
@@ -124,13 +116,15 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     attribute = labelled.attribute(cfg.name, cfg.description)
     timer.lap("validate")
 
-    cache = artifacts / "cache"
-    features = FeatureStore(cache, cfg.views).features(labelled.paths)
+    cache = artifacts.cache
+    features = FeatureStore(cache, cfg.views, backbone=artifacts.backbone).features(
+        labelled.paths)
     pool_images = pool_paths(cfg.pool)
-    pool = FeatureStore(cache, ("original",)).features(pool_images)[:, 0] if pool_images else None
+    pool = FeatureStore(cache, ("original",), backbone=artifacts.backbone).features(
+        pool_images)[:, 0] if pool_images else None
     timer.lap("features")
 
-    fit = select_head(features, labelled.labels, len(labelled.values), pool, cfg.kinds,
+    fit = select_fewshot_head(features, labelled.labels, len(labelled.values), pool, cfg.kinds,
                       cfg.options)
     if not cfg.force:
         check_accuracy(cfg.name, fit.cv_accuracy, len(labelled.values), cfg.requirements)
@@ -145,31 +139,27 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     }
 
     # stage everything next to the artifacts; nothing in use is replaced before it all worked
-    workdir = fewshot_dir(artifacts, cfg.name)
+    workdir = artifacts.fewshot(cfg.name)
     workdir.mkdir(parents=True, exist_ok=True)
     staged_heads, staged_model = workdir / "heads.staging.pt", workdir / "model.staging.onnx"
     heads[cfg.name] = fit.head
     save_heads(staged_heads, taxonomy.with_attribute(attribute), heads)
     with single_thread():  # the server serves on the same cores: don't oversubscribe them
-        export = export_attribute_model(staged_heads, staged_model, artifacts / REPORT_FILE,
+        export = export_attribute_model(staged_heads, staged_model, artifacts.backbone,
+                                        artifacts.training_report,
                                         extra_info=_fewshot_info(artifacts, cfg.name, report))
     report["parity"] = export.to_dict()["parity"]
     timer.lap("export")
 
-    version = versions.add_version(staged_model)
-    try:
-        versions.switch(version, cfg.serve_url, admin_key=cfg.admin_key)
-    except BaseException:  # never served: leave no half-added version behind
-        shutil.rmtree(versions.model_dir / str(version), ignore_errors=True)
-        raise
+    version = publish(versions, staged_model, cfg.serve_url, cfg.admin_key)
     timer.lap("load" if cfg.serve_url else "version")
 
     if heads_path.exists():  # keep the previous heads: `fewshot rollback` serves older versions
-        history = artifacts / "fewshot" / "history"
+        history = artifacts.fewshot_history
         history.mkdir(parents=True, exist_ok=True)
         shutil.copy2(heads_path, history / f"heads-before-v{version}.pt")
     staged_heads.replace(heads_path)
-    staged_model.replace(artifacts / MODEL_FILE)
+    staged_model.replace(artifacts.model())
     write_csv(labelled, workdir / "labels.csv")
     timer.total()
     report.update(version=version, loaded=bool(cfg.serve_url), seconds=timer.seconds)

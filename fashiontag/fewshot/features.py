@@ -1,9 +1,10 @@
 """Backbone features of labelled (and unlabelled) images, with augmented views, cached per image.
 
 Each image is decoded once with the serving preprocessing (:mod:`fashiontag.images`), turned
-into a few views (original, mirror, crops), and run through the same ONNX backbone the trainer
-uses (:func:`fashiontag.model.features.feature_extractor`). Features are cached by image content
-hash, so labelling ten more images only computes ten more rows.
+into a few views (original, mirror, crops), and run through the backbone the model serves (the
+fine-tuned one, exported by :func:`fashiontag.model.features.feature_extractor`), so a new head
+learns on exactly the features it will be served on. Features are cached by image content hash
+and backbone, so labelling ten more images only computes ten more rows.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class FeatureStore:
 
     def __init__(self, cache_dir: str | Path, views: Sequence[str] = DEFAULT_VIEWS,
                  spec: PreprocessSpec = DEFAULT_SPEC,
-                 extractor: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 extractor: Callable[[np.ndarray], np.ndarray] | None = None,
+                 backbone: str | Path | None = None) -> None:
         for view in views:
             if view not in VIEWS:
                 raise ValueError(f"unknown view {view!r}; known: {VIEWS}")
@@ -74,13 +76,14 @@ class FeatureStore:
         self.views = tuple(views)
         self.spec = spec
         self._extractor = extractor
+        self.backbone = backbone  # the tuned tail (backbone.pt); None = pretrained
         self.computed = 0  # images whose features this store computed (cache misses)
 
     @property
     def path(self) -> Path:
-        from fashiontag.model.backbone import weights_fingerprint
+        from fashiontag.model.backbone import backbone_fingerprint
 
-        key = json.dumps([weights_fingerprint(), self.spec.to_dict(), self.views])
+        key = json.dumps([backbone_fingerprint(self.backbone), self.spec.to_dict(), self.views])
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         return self.cache_dir / "fewshot" / f"features-{digest}.npz"
 
@@ -88,7 +91,7 @@ class FeatureStore:
         if self._extractor is None:
             from fashiontag.model.features import feature_extractor
 
-            self._extractor = feature_extractor(self.cache_dir, self.spec)
+            self._extractor = feature_extractor(self.cache_dir, self.backbone, self.spec)
         return self._extractor
 
     def _load(self) -> dict[str, np.ndarray]:

@@ -24,7 +24,8 @@ from fashiontag.spec import DEFAULT_SPEC, PreprocessSpec
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["InputNormalization", "AttributeHead", "NormalizedLinearHead", "AttributeHeads",
-           "AttributeModel", "FeatureModel", "ServedModel", "normalize_features"]
+           "AttributeModel", "FeatureModel", "TrunkModel", "ServedModel", "normalize_features",
+           "scale_logits"]
 
 
 class InputNormalization(nn.Module):
@@ -156,6 +157,18 @@ class FeatureModel(nn.Module):
         return self.backbone(self.normalize(pixels))
 
 
+class TrunkModel(nn.Module):
+    """Pixels → the frozen trunk's activations: what fine-tuning caches once per image view."""
+
+    def __init__(self, backbone: Backbone, spec: PreprocessSpec = DEFAULT_SPEC) -> None:
+        super().__init__()
+        self.normalize = InputNormalization(spec)
+        self.backbone = backbone
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone.trunk(self.normalize(pixels))
+
+
 class AttributeModel(nn.Module):
     """Pixels → concatenated attribute probabilities (what gets exported and served)."""
 
@@ -185,3 +198,16 @@ class ServedModel(nn.Module):
         probabilities = self.model(pixels)
         ids = torch.zeros_like(probabilities[:, :1], dtype=torch.int32) + self.taxonomy_id
         return probabilities, ids
+
+
+def scale_logits(head: nn.Module, factor: float) -> nn.Module:
+    """Multiply a head's logits by ``factor`` by scaling its last linear layer, in place.
+
+    A fitted softmax temperature ``T`` (``factor = 1 / T``) becomes part of the weights: every
+    runtime then serves calibrated probabilities with no extra op in the graph.
+    """
+    last = head.linear if isinstance(head, NormalizedLinearHead) else head.layers[-1]
+    with torch.no_grad():
+        last.weight.mul_(factor)
+        last.bias.mul_(factor)
+    return head

@@ -1,10 +1,18 @@
-"""Train every head of the demo model: ``category`` on Fashion-MNIST, the FashionAI heads on data.
+"""Train the served model: fine-tune on real garment photos, fit every head, calibrate, report.
 
-Honest data only: ``category`` learns from real Fashion-MNIST photos and is scored on its full
-10,000-image test set. With no FashionAI images on the machine, the 8 FashionAI heads learn from
-procedurally rendered garments whose labels are exact by construction
-(:mod:`fashiontag.model.datasets.rendered`); pass a real FashionAI ``label.csv`` to train on the
-real data set instead or as well.
+1. Real photos (:mod:`fashiontag.model.datasets.clothing`), split by photographer into train,
+   validation and test. Each training photo is seen as ``views`` cached views (original, mirror,
+   random crops with colour and JPEG jitter); the frozen trunk runs once per view.
+2. The backbone's last blocks are fine-tuned on those activations (:mod:`.finetune`) for the
+   garment type, with sleeve and pant length from the weak labels garment types carry.
+3. Every other head is fitted on the tuned backbone's pooled features: sleeve and pant length on
+   real photos (weak labels) plus procedurally rendered garments for the finer values; the
+   FashionAI heads with no real labels here on renders only (experimental in the taxonomy), or
+   on a real FashionAI ``label.csv`` when one is given.
+4. One softmax temperature per head is fitted on the validation photographers (renders for the
+   render-only heads) and folded into the weights (:mod:`.temperature`).
+5. The report scores the test photographers: accuracy, confusion matrix, calibration error
+   before and after, and the short/long checks of sleeve and pant length.
 """
 
 from __future__ import annotations
@@ -21,137 +29,207 @@ from pathlib import Path
 
 import numpy as np
 
-from fashiontag.images import DEFAULT_SPEC, preprocess_array, preprocess_bytes
+from fashiontag.artifacts import DEFAULT_ROOT, Artifacts
+from fashiontag.images import DEFAULT_SPEC, decode, preprocess_array, preprocess_bytes
 from fashiontag.model import heads as heads_lib
-from fashiontag.model.datasets import fashion_mnist
-from fashiontag.model.features import FeatureExtractor, cached_arrays, feature_extractor
-from fashiontag.taxonomy import CATEGORY, DEFAULT_TAXONOMY, FASHIONAI_ATTRIBUTES, Taxonomy
+from fashiontag.model.backbone import load_backbone, save_tail
+from fashiontag.model.datasets import clothing
+from fashiontag.model.features import OnnxBackbone, cached_arrays, trunk_extractor
+from fashiontag.model.finetune import FinetuneConfig, finetune, tail_features
+from fashiontag.model.network import AttributeHead, scale_logits
+from fashiontag.model.temperature import expected_calibration_error, fit_temperature, softmax
+from fashiontag.taxonomy import DEFAULT_TAXONOMY, FASHIONAI_ATTRIBUTES, Taxonomy
 
-__all__ = ["TrainConfig", "train", "training_signature", "is_current", "HEADS_FILE", "REPORT_FILE"]
+__all__ = ["TrainConfig", "train", "training_signature", "is_current", "quick_config",
+           "full_config", "SCHEDULES"]
 
 log = logging.getLogger(__name__)
 
-HEADS_FILE = "heads.pt"
-REPORT_FILE = "training_report.json"
-_CHUNK = 256
+_CHUNK = 128
+#: Renders seeds: training (photometrically augmented), validation (temperatures), test.
+RENDER_SEEDS = {"train": 1, "val": 3, "test": 2}
 
 
 @dataclass
 class TrainConfig:
-    artifacts: Path = Path("artifacts")
-    fmnist_per_class: int = 600  # x2 with the inverted copies
-    fmnist_invert: bool = True  # catalog photos are dark-on-light; Fashion-MNIST is light-on-dark
-    rendered_train: int = 6000  # photometrically augmented (model/augment.py)
-    rendered_test: int = 1000
+    artifacts: Path = DEFAULT_ROOT
+    clothing: Path | None = None  # the photo folder; None = clothing.locate()
+    views: int = 4  # cached views per training photo: original, mirror, random crops
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    rendered: dict = field(default_factory=lambda: {"train": 6000, "val": 600, "test": 1000})
     fashionai_csv: Path | None = None
     fashionai_root: Path | None = None
     seed: int = 0
     hidden_options: tuple[int, ...] = (0, 512)
     steps: int | None = None  # optimiser steps per head fit; None = heads.default_steps
     colour: bool = True  # append the fixed colour head (fashiontag.colour)
-    extra: dict = field(default_factory=dict)
+    limit: int | None = None  # photos per split (smoke runs only)
+
+    @property
+    def layout(self) -> Artifacts:
+        return Artifacts(self.artifacts)
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self.artifacts) / "cache"
+        return self.layout.cache
 
 
-def _tiles(images: np.ndarray, invert: bool = False) -> Iterator[np.ndarray]:
-    for start in range(0, len(images), _CHUNK):
-        chunk = images[start:start + _CHUNK]
-        if invert:
-            chunk = 255 - chunk
-        yield np.stack([preprocess_array(img, DEFAULT_SPEC) for img in chunk])
+def quick_config(artifacts: Path) -> TrainConfig:
+    """Minutes-long smoke configuration (tests): few photos, one epoch, tiny renders."""
+    return TrainConfig(artifacts=artifacts, views=2, limit=96,
+                       finetune=FinetuneConfig(epochs=1), hidden_options=(0,), steps=100,
+                       rendered={"train": 256, "val": 128, "test": 128})
 
 
-def _fmnist_features(cfg: TrainConfig, extractor: FeatureExtractor, split: str,
-                     index: np.ndarray | None, invert: bool) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = fashion_mnist.load(split)
-    if index is not None:
-        images, labels = images[index], labels[index]
-    key = {"split": split, "n": len(labels), "invert": invert, "spec": DEFAULT_SPEC.to_dict(),
-           "index_sha": hashlib.sha1(b"" if index is None else index.tobytes()).hexdigest()}
-    cached = cached_arrays(cfg.cache_dir, f"fmnist-{split}", key,
-                           lambda: {"features": extractor.over(_tiles(images, invert))})
-    return cached["features"], labels
+def full_config(artifacts: Path) -> TrainConfig:
+    """``make train-full``: more views and epochs (see README, model quality, for both)."""
+    return TrainConfig(artifacts=artifacts, views=8, finetune=FinetuneConfig(epochs=16))
 
 
-def _rendered_features(cfg: TrainConfig, extractor: FeatureExtractor, n: int, seed: int,
-                       augment: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Render in chunks (pixels never all in memory); features and labels are cached together.
+#: ``fashiontag train --schedule``: fast is what ``make model`` ships.
+SCHEDULES = {"fast": lambda artifacts: TrainConfig(artifacts=artifacts), "full": full_config}
 
-    ``augment`` degrades each render photometrically (JPEG, noise, light) before preprocessing.
-    """
+
+# ------------------------------------------------------------------------------ cached inputs
+def _photo_tiles(photos: list[clothing.ClothingPhoto], views: int, seed: int
+                 ) -> Iterator[np.ndarray]:
+    """``[chunk, views, S, S, 3]``: view 0 as served, view 1 mirrored, then random views."""
+    from fashiontag.model.augment import photo_view
+
+    rng = np.random.default_rng(seed)
+    for start in range(0, len(photos), _CHUNK):
+        chunk = []
+        for photo in photos[start:start + _CHUNK]:
+            data = photo.path.read_bytes()
+            tile = preprocess_bytes(data)
+            own = [tile, np.ascontiguousarray(tile[:, ::-1])][:views]
+            if views > 2:
+                rgb = decode(data)
+                own += [preprocess_array(photo_view(rgb, rng)) for _ in range(views - 2)]
+            chunk.append(np.stack(own))
+        yield np.stack(chunk)
+
+
+def _photo_activations(cfg: TrainConfig, trunk: OnnxBackbone, part: str,
+                       photos: list[clothing.ClothingPhoto], views: int) -> np.ndarray:
+    from fashiontag.model import augment
+
+    def compute() -> dict[str, np.ndarray]:
+        acts = []
+        for tiles in _photo_tiles(photos, views, cfg.seed):
+            n = len(tiles)
+            flat = trunk(tiles.reshape(n * views, *tiles.shape[2:]))
+            acts.append(flat.reshape(n, views, *flat.shape[1:]))
+        return {"activations": np.concatenate(acts)}
+
+    ids = hashlib.sha1("\n".join(p.image for p in photos).encode()).hexdigest()
+    key = {"photos": ids, "views": views, "seed": cfg.seed, "spec": DEFAULT_SPEC.to_dict(),
+           "trunk": trunk.path.name,
+           "augment": hashlib.sha1(inspect.getsource(augment).encode()).hexdigest()}
+    return cached_arrays(cfg.cache_dir, f"clothing-{part}", key, compute)["activations"]
+
+
+def _rendered_activations(cfg: TrainConfig, trunk: OnnxBackbone, part: str
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rendered garments (exact FashionAI labels) through the trunk; training renders are
+    photometrically degraded first. Rendered in chunks, pixels never all in memory."""
     from fashiontag.model import augment as augment_lib
     from fashiontag.model.datasets import rendered
 
+    n, seed, augment = cfg.rendered[part], RENDER_SEEDS[part] + cfg.seed, part == "train"
+
     def compute() -> dict[str, np.ndarray]:
-        feats, labels = [], {a.name: [] for a in FASHIONAI_ATTRIBUTES}
+        acts, labels = [], {a.name: [] for a in FASHIONAI_ATTRIBUTES}
         rng = np.random.default_rng(seed)
-        for i, start in enumerate(range(0, n, _CHUNK)):
-            images, chunk_labels = rendered.render_dataset(min(_CHUNK, n - start),
+        for i, start in enumerate(range(0, n, 256)):
+            images, chunk_labels = rendered.render_dataset(min(256, n - start),
                                                            seed=seed * 1000 + i)
             if augment:
                 images = [augment_lib.photometric(img, rng) for img in images]
-            feats.append(extractor(np.stack([preprocess_array(img) for img in images])))
+            acts.append(trunk(np.stack([preprocess_array(img) for img in images])))
             for name in labels:
                 labels[name].append(chunk_labels[name])
-        return {"features": np.concatenate(feats),
+        return {"activations": np.concatenate(acts),
                 **{f"label:{k}": np.concatenate(v) for k, v in labels.items()}}
 
     key = {"n": n, "seed": seed, "spec": DEFAULT_SPEC.to_dict(), "augment": augment,
+           "trunk": trunk.path.name,
            "renderer": hashlib.sha1(inspect.getsource(rendered).encode()).hexdigest(),
            "augmenter": hashlib.sha1(inspect.getsource(augment_lib).encode()).hexdigest()}
-    cached = cached_arrays(cfg.cache_dir, "rendered", key, compute)
+    cached = cached_arrays(cfg.cache_dir, f"rendered-{part}", key, compute)
     labels = {k.split(":", 1)[1]: v for k, v in cached.items() if k.startswith("label:")}
-    return cached["features"], labels
+    return cached["activations"], labels
 
 
-def _fashionai_csv_features(cfg: TrainConfig, extractor: FeatureExtractor
-                            ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _fashionai_csv_activations(cfg: TrainConfig, trunk: OnnxBackbone
+                               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     from fashiontag.model.datasets.fashionai_csv import read_label_csv
 
     records = read_label_csv(cfg.fashionai_csv, cfg.fashionai_root)
 
-    def tiles() -> Iterator[np.ndarray]:
-        for start in range(0, len(records), _CHUNK):
-            yield np.stack([preprocess_bytes(r.path.read_bytes())
-                            for r in records[start:start + _CHUNK]])
+    def compute() -> dict[str, np.ndarray]:
+        return {"activations": trunk.over(
+            np.stack([preprocess_bytes(r.path.read_bytes()) for r in records[s:s + _CHUNK]])
+            for s in range(0, len(records), _CHUNK))}
 
-    key = {"csv": str(cfg.fashionai_csv), "rows": len(records),
+    key = {"csv": str(cfg.fashionai_csv), "rows": len(records), "trunk": trunk.path.name,
            "mtime": Path(cfg.fashionai_csv).stat().st_mtime}
-    cached = cached_arrays(cfg.cache_dir, "fashionai-csv", key,
-                           lambda: {"features": extractor.over(tiles())})
+    acts = cached_arrays(cfg.cache_dir, "fashionai-csv", key, compute)["activations"]
     labels = {a.name: np.full(len(records), -1, np.int64) for a in FASHIONAI_ATTRIBUTES}
     for i, r in enumerate(records):
         labels[r.attribute][i] = r.value_index
-    return cached["features"], labels
+    return acts, labels
 
 
-def _summarise(name: str, fit: heads_lib.HeadFit, feats: np.ndarray, labels: np.ndarray,
-               num_values: int, train_n: int) -> dict:
-    return {
-        "attribute": name,
-        "head_hidden": fit.hidden,
-        "train_examples": int(train_n),
-        "validation_accuracy": round(fit.validation_accuracy, 4),
-        "test_examples": int((labels >= 0).sum()),
-        "test_accuracy": round(heads_lib.accuracy(fit.head, feats, labels), 4),
-        "confusion": heads_lib.confusion_matrix(fit.head, feats, labels, num_values).tolist(),
-    }
+# ------------------------------------------------------------------------------ scoring
+def _logits(head, features: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return head.eval()(torch.from_numpy(np.ascontiguousarray(features, np.float32))).numpy()
 
 
+def _score(head, features: np.ndarray, labels: np.ndarray, num_values: int,
+           temperature: float) -> dict:
+    """Accuracy, confusion matrix and ECE (before/after the temperature) where labelled."""
+    keep = labels >= 0
+    logits, y = _logits(head, features[keep]), labels[keep]
+    raw, calibrated = softmax(logits), softmax(logits, temperature)
+    confusion = np.zeros((num_values, num_values), np.int64)
+    np.add.at(confusion, (y, logits.argmax(1)), 1)
+    return {"examples": int(keep.sum()),
+            "accuracy": round(float((logits.argmax(1) == y).mean()), 4) if len(y) else None,
+            "ece_before": round(expected_calibration_error(raw, y), 4),
+            "ece": round(expected_calibration_error(calibrated, y), 4),
+            "confusion": confusion.tolist()}
+
+
+def _coarse_accuracy(name: str, attribute, head, features: np.ndarray, labels: np.ndarray
+                     ) -> float | None:
+    """Share of weak-labelled photos whose predicted fine value lands on the right side
+    (short/long): how a customer scores sleeve and pant length on real photos."""
+    keep = labels >= 0
+    if not keep.any():
+        return None
+    predicted = _logits(head, features[keep]).argmax(1)
+    hits = [clothing.coarse(name, attribute.values[p]) == clothing.coarse(name, attribute.values[t])
+            for p, t in zip(predicted, labels[keep], strict=True)]
+    return round(float(np.mean(hits)), 4)
+
+
+# ------------------------------------------------------------------------------ training
 def training_signature(cfg: TrainConfig) -> str:
-    """Hash of what the heads depend on: the training code and the configuration.
+    """Hash of what the model depends on: the training code and the configuration.
 
     ``fashiontag build`` retrains when it changes, so a checkout with new training code never
-    serves heads made by the old code.
+    serves a model made by the old code.
     """
-    from fashiontag.model import augment, heads, network
-    from fashiontag.model.datasets import fashion_mnist, fashionai_csv, rendered
+    from fashiontag import taxonomy
+    from fashiontag.model import augment, backbone, finetune, heads, network, temperature
+    from fashiontag.model.datasets import fashionai_csv, rendered
 
-    modules = (sys.modules[__name__], augment, heads, network, rendered, fashion_mnist,
-               fashionai_csv)
+    modules = (sys.modules[__name__], augment, backbone, finetune, heads, network, temperature,
+               rendered, clothing, fashionai_csv, taxonomy)
     digest = hashlib.sha256()
     for module in modules:
         digest.update(inspect.getsource(module).encode())
@@ -161,71 +239,145 @@ def training_signature(cfg: TrainConfig) -> str:
 
 
 def is_current(cfg: TrainConfig) -> bool:
-    """True when heads exist and were trained by this code with this configuration."""
-    artifacts = Path(cfg.artifacts)
+    """True when the model files exist and were trained by this code with this configuration."""
+    layout = cfg.layout
     try:
-        report = json.loads((artifacts / REPORT_FILE).read_text())
+        report = json.loads(layout.training_report.read_text())
     except (OSError, ValueError):
         return False
-    return (artifacts / HEADS_FILE).exists() and report.get("signature") == training_signature(cfg)
+    return (layout.heads.exists() and layout.backbone.exists()
+            and report.get("signature") == training_signature(cfg))
+
+
+def _subset(photos: list, limit: int | None) -> list:
+    return photos if limit is None else photos[:limit]
 
 
 def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
-    """Train all heads, write ``heads.pt`` and ``training_report.json`` under ``cfg.artifacts``."""
+    """Fine-tune, fit and calibrate every head; write ``backbone.pt``, ``heads.pt`` and
+    ``training_report.json`` under ``cfg.artifacts``; return the report."""
     t0 = time.perf_counter()
-    artifacts = Path(cfg.artifacts)
-    extractor = feature_extractor(cfg.cache_dir)
-    report: dict = {"config": {k: str(v) if isinstance(v, Path) else v
-                               for k, v in asdict(cfg).items()}, "heads": {},
-                    "signature": training_signature(cfg)}
-    heads: dict = {}
+    layout = cfg.layout
+    seconds: dict[str, float] = {}
+    mark = [time.perf_counter()]
 
-    # category: real Fashion-MNIST photos, both polarities for training
-    _, all_train_labels = fashion_mnist.load("train")
-    index = fashion_mnist.balanced_subset(all_train_labels, cfg.fmnist_per_class, cfg.seed)
-    parts = [_fmnist_features(cfg, extractor, "train", index, False)]
-    if cfg.fmnist_invert:
-        parts.append(_fmnist_features(cfg, extractor, "train", index, True))
-    x = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] for p in parts])
-    test_x, test_y = _fmnist_features(cfg, extractor, "test", None, False)
-    # dark-on-light garments (like catalog photos): the first 2,000 test images, inverted
-    inv_x, inv_y = _fmnist_features(cfg, extractor, "test", np.arange(2000), True)
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        seconds[name] = round(now - mark[0], 1)
+        mark[0] = now
+        log.info("training: %s done in %.1f s", name, seconds[name])
 
-    # FashionAI heads: rendered garments (+ real FashionAI CSV when given)
-    rx, ry = _rendered_features(cfg, extractor, cfg.rendered_train, seed=cfg.seed + 1,
-                                augment=True)
-    tx, ty = _rendered_features(cfg, extractor, cfg.rendered_test, seed=cfg.seed + 2)
+    photos = clothing.load(cfg.clothing)
+    splits = clothing.sender_split(photos)
+    parts = {part: [p for p in _subset(getattr(splits, part), cfg.limit) if p.labelled]
+             for part in ("train", "val", "test")}
+    report: dict = {"config": {k: str(v) for k, v in asdict(cfg).items()},
+                    "signature": training_signature(cfg), "heads": {},
+                    "data": {"clothing": splits.summary(),
+                             "used": {k: len(v) for k, v in parts.items()}}}
+    trunk = trunk_extractor(layout.cache)
+    acts = {part: _photo_activations(cfg, trunk, part, ps, cfg.views if part == "train" else 1)
+            for part, ps in parts.items()}
+    targets = {part: clothing.targets(ps, taxonomy) for part, ps in parts.items()}
+    lap("photo activations")
+    renders = {part: _rendered_activations(cfg, trunk, part) for part in RENDER_SEEDS}
     if cfg.fashionai_csv:
-        cx, cy = _fashionai_csv_features(cfg, extractor)
-        rx = np.concatenate([rx, cx])
-        ry = {k: np.concatenate([ry[k], cy[k]]) for k in ry}
+        csv_acts, csv_labels = _fashionai_csv_activations(cfg, trunk)
+        train_acts, train_labels = renders["train"]
+        renders["train"] = (np.concatenate([train_acts, csv_acts]),
+                            {k: np.concatenate([train_labels[k], csv_labels[k]])
+                             for k in train_labels})
+    lap("render activations")
 
-    # every head fits on its own features: all at once, a process per core
-    jobs = {CATEGORY.name: (x, y, CATEGORY.num_values)}
+    # 1. fine-tune the tail on real photos: garment type + weak sleeve/pant labels
+    category = taxonomy.category
+    backbone = load_backbone()
+    num_values = {name: taxonomy[name].num_values for name in targets["train"]}
+
+    def validate(epoch: int, model) -> dict:
+        import torch
+
+        with torch.no_grad():
+            logits = model(torch.from_numpy(acts["val"][:, 0].astype(np.float32)))
+        y = targets["val"][category.name]
+        return {"val_category_accuracy": round(float(
+            (logits[category.name].numpy().argmax(1) == y).mean()), 4)}
+
+    tuned = finetune(backbone, acts["train"], targets["train"], num_values, cfg.finetune,
+                     on_epoch=validate)
+    save_tail(backbone, layout.backbone)
+    report["finetune"] = {**cfg.finetune.to_dict(), "history": tuned.history,
+                          "seconds": tuned.seconds, "steps": tuned.steps}
+    lap("fine-tune")
+
+    # 2. pooled features of everything through the tuned backbone
+    device = cfg.finetune.device
+    train_views = acts["train"]
+    n, v = train_views.shape[:2]
+    feats = {"train": tail_features(backbone, train_views.reshape(n * v, *train_views.shape[2:]),
+                                    device=device),
+             "val": tail_features(backbone, acts["val"][:, 0], device=device),
+             "test": tail_features(backbone, acts["test"][:, 0], device=device)}
+    view_targets = {k: np.repeat(t, v) for k, t in targets["train"].items()}
+    render_feats = {part: tail_features(backbone, a, device=device)
+                    for part, (a, _) in renders.items()}
+    render_labels = {part: labels for part, (_, labels) in renders.items()}
+    lap("features")
+
+    # 3. heads: the garment type's from fine-tuning; the rest fitted on the tuned features
+    heads: dict = {}
+    linear = tuned.heads[category.name]
+    head = AttributeHead(category.num_values, hidden=0, dropout=cfg.finetune.dropout)
+    head.layers[-1].load_state_dict(linear.state_dict())
+    heads[category.name] = head.eval()
+    jobs = {}
     for attribute in FASHIONAI_ATTRIBUTES:
-        if attribute.name in taxonomy:
-            jobs[attribute.name] = (rx, ry[attribute.name], attribute.num_values)
-    for name, (_, labels, _) in jobs.items():
-        log.info("fitting %s head on %d examples", name, int((labels >= 0).sum()))
+        if attribute.name not in taxonomy:
+            continue
+        x, y = render_feats["train"], render_labels["train"][attribute.name]
+        if attribute.name in view_targets:  # real photos with weak labels, every view
+            x = np.concatenate([feats["train"], x])
+            y = np.concatenate([view_targets[attribute.name], y])
+        jobs[attribute.name] = (x, y, attribute.num_values)
     fits = heads_lib.select_heads(jobs, hidden_options=cfg.hidden_options, seed=cfg.seed,
                                   steps=cfg.steps)
-
-    fit = fits[CATEGORY.name]
-    heads[CATEGORY.name] = fit.head
-    summary = _summarise(CATEGORY.name, fit, test_x, test_y, CATEGORY.num_values, len(y))
-    summary["test_set"] = "Fashion-MNIST test (10,000 real images)"
-    summary["test_accuracy_inverted_2000"] = round(heads_lib.accuracy(fit.head, inv_x, inv_y), 4)
-    report["heads"][CATEGORY.name] = summary
     for name, fit in fits.items():
-        if name == CATEGORY.name:
-            continue
-        attribute = taxonomy[name]
         heads[name] = fit.head
-        summary = _summarise(name, fit, tx, ty[name], attribute.num_values,
-                             int((ry[name] >= 0).sum()))
-        summary["test_set"] = "procedurally rendered garments (held-out seed)"
-        report["heads"][name] = summary
+    lap("heads")
+
+    # 4. temperatures on held-out photographers (renders for render-only heads), then scores
+    for name, head in heads.items():
+        attribute = taxonomy[name]
+        real = name in targets["val"]
+        val_x, val_y = (feats["val"], targets["val"][name]) if real else \
+            (render_feats["val"], render_labels["val"][name])
+        if real and name != category.name:  # weak labels are few: renders join the fit
+            val_x = np.concatenate([val_x, render_feats["val"]])
+            val_y = np.concatenate([val_y, render_labels["val"][name]])
+        temperature = fit_temperature(_logits(head, val_x), val_y)
+        entry: dict = {"attribute": name, "temperature": round(temperature, 4),
+                       "experimental": attribute.experimental}
+        if isinstance(head, AttributeHead) and name in fits:
+            entry["head_hidden"] = fits[name].hidden
+            entry["validation_accuracy"] = round(fits[name].validation_accuracy, 4)
+        if real:
+            entry["real_photos"] = _score(head, feats["test"], targets["test"][name],
+                                          attribute.num_values, temperature)
+            if name != category.name:
+                entry["real_photos"]["short_long_accuracy"] = _coarse_accuracy(
+                    name, attribute, head, feats["test"], targets["test"][name])
+            entry["test_set"] = f"clothing photos of {len(splits.senders('test'))} " \
+                                "photographers never trained on"
+        if name in render_labels["test"]:
+            entry["renders"] = _score(head, render_feats["test"], render_labels["test"][name],
+                                      attribute.num_values, temperature)
+            entry.setdefault("test_set", "procedurally rendered garments (held-out seed)")
+        scored = entry.get("real_photos") or entry.get("renders")
+        entry["test_accuracy"] = scored["accuracy"]
+        entry["test_examples"] = scored["examples"]
+        report["heads"][name] = entry
+        scale_logits(head, 1.0 / temperature)
+    lap("calibrate + score")
 
     if cfg.colour:  # fixed, untrained: pixels → named-colour shares (fashiontag.colour)
         from fashiontag.colour.head import ColourHead
@@ -235,10 +387,10 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         taxonomy = taxonomy.with_attribute(colour)
         heads[colour.name] = ColourHead(colour.values)
         report["fixed_heads"] = {colour.name: colour.description}
-    taxonomy, kept = heads_lib.keep_fewshot_heads(artifacts / HEADS_FILE, taxonomy, heads)
-    if kept:
+    taxonomy, kept = heads_lib.keep_fewshot_heads(layout.heads, taxonomy, heads)
+    if kept:  # few-shot heads learned on the old backbone's features: refit them (fewshot add)
         report["kept_fewshot_heads"] = kept
-    heads_lib.save_heads(artifacts / HEADS_FILE, taxonomy, heads)
-    report["seconds"] = round(time.perf_counter() - t0, 1)
-    (artifacts / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    heads_lib.save_heads(layout.heads, taxonomy, heads)
+    report["seconds"] = {**seconds, "total": round(time.perf_counter() - t0, 1)}
+    layout.training_report.write_text(json.dumps(report, indent=2))
     return report

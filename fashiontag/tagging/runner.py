@@ -46,6 +46,7 @@ class TagSettings:
     tls_ca: str | None = None  # PEM CA bundle: TLS to the servers, verified against it
     tls_cert: str | None = None  # client certificate + key (PEM paths): mutual TLS
     tls_key: str | None = None
+    experimental: bool = False  # also record attributes never validated on real photos
 
     def client_options(self, rotate: int = 0):
         from fashiontag.client import ClientOptions
@@ -54,7 +55,7 @@ class TagSettings:
         return ClientOptions(url=urls, decode=self.decode, timeout_s=self.timeout_s,
                              balance=self.balance, ssl=bool(self.tls_ca or self.tls_cert),
                              root_certificates=self.tls_ca, private_key=self.tls_key,
-                             certificate_chain=self.tls_cert)
+                             certificate_chain=self.tls_cert, experimental=self.experimental)
 
     def stream_kwargs(self) -> dict:
         return {"concurrency": self.concurrency, "retries": self.retries,

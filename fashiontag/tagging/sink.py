@@ -219,7 +219,8 @@ class ParquetSink:
             [("id", pa.string()), ("path", pa.string()), ("model", pa.string()),
              ("model_version", pa.string()), ("error", pa.string()), ("error_type", pa.string())]
             + [f for name in self.attributes
-               for f in ((name, pa.string()), (f"{name}_confidence", pa.float32()))])
+               for f in ((name, pa.string()), (f"{name}_confidence", pa.float32()),
+                         (f"{name}_applicable", pa.bool_()))])
 
     def write(self, record: dict) -> None:
         row = {k: record.get(k) for k in ("id", "path", "model", "model_version", "error",
@@ -228,6 +229,7 @@ class ParquetSink:
             if name in self.attributes:
                 row[name] = value.get("value")
                 row[f"{name}_confidence"] = value.get("confidence")
+                row[f"{name}_applicable"] = value.get("applicable", True)
         self._rows.append(row)
         if len(self._rows) >= self.rows_per_part:
             self.flush()

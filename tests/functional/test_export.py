@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from fashiontag.colour.palette import COLOUR_ATTRIBUTE_NAME, colour_attribute
 from fashiontag.export.attribute_model import PARITY_TOLERANCE, parity_tiles
-from fashiontag.export.metadata import read_metadata
-from fashiontag.export.onnx_export import check_parity, onnx_session
 from fashiontag.images import DEFAULT_SPEC
+from fashiontag.onnxio.metadata import read_metadata
+from fashiontag.onnxio.torch_export import check_parity
 from fashiontag.protocol import PIXELS, PROBABILITIES, TAXONOMY_ID
+from fashiontag.runtimes import onnx_session
 from fashiontag.taxonomy import DEFAULT_TAXONOMY
-from tests.conftest import ARTIFACTS
+from tests.conftest import LAYOUT
 
 
 def test_model_carries_taxonomy_and_preprocessing(built_model):
@@ -42,16 +41,16 @@ def test_onnx_matches_pytorch_on_real_images(built_model):
     from fashiontag.model.heads import load_heads
     from fashiontag.model.network import AttributeHeads, AttributeModel
 
-    taxonomy, heads = load_heads(ARTIFACTS / "heads.pt")
-    model = AttributeModel(load_backbone(), AttributeHeads(taxonomy, heads))
-    report = check_parity(model, built_model, parity_tiles(fashion_mnist_images=16), taxonomy)
+    taxonomy, heads = load_heads(LAYOUT.heads)
+    model = AttributeModel(load_backbone(LAYOUT.backbone), AttributeHeads(taxonomy, heads))
+    report = check_parity(model, built_model, parity_tiles(photos=16), taxonomy)
     assert report.max_abs_diff < PARITY_TOLERANCE
     assert report.argmax_agreement == 1.0
 
 
-def test_category_head_is_scored_on_the_full_fashion_mnist_test_set(built_model):
-    report = json.loads((ARTIFACTS / "training_report.json").read_text())
-    category = report["heads"]["category"]
-    assert category["test_examples"] == 10_000
-    assert category["test_accuracy"] >= 0.85
-    assert np.array(category["confusion"]).sum() == 10_000
+def test_the_served_backbone_is_the_fine_tuned_one_not_the_pretrained_one(built_model):
+    from fashiontag.model.backbone import backbone_fingerprint, weights_fingerprint
+
+    fingerprint = read_metadata(built_model).info["backbone_weights"]
+    assert fingerprint == backbone_fingerprint(LAYOUT.backbone)
+    assert fingerprint != backbone_fingerprint(None) != weights_fingerprint()

@@ -109,4 +109,4 @@ def test_demo_once_writes_one_record_per_sample_image(repository, tmp_path):
     assert errors == {"broken/not-an-image.jpg", "broken/truncated.jpg"}
     ok = [r for r in records if "attributes" in r]
     assert all(r["model"] == "fashiontag" and "category" in r["attributes"] for r in ok)
-    assert "category correct on" in done.stdout
+    assert "garment type right on" in done.stdout and "people said" in done.stdout

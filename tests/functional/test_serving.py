@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from fashiontag.client import AsyncTagClient, InvalidImageError, TagClient
-from fashiontag.export.metadata import read_metadata
-from fashiontag.export.onnx_export import onnx_session
 from fashiontag.images import preprocess_bytes
-from fashiontag.protocol import ATTRIBUTES_MODEL, ENSEMBLE_MODEL, IMAGE, PIXELS, PROBABILITIES
+from fashiontag.onnxio.metadata import read_metadata
+from fashiontag.protocol import ATTRIBUTES_MODEL, ENSEMBLE_MODEL, IMAGE
+from fashiontag.runtimes import load_model
 from fashiontag.taxonomy import CATEGORY
 
 
 def _expected(path) -> str:
-    slug = path.stem.split("_", 1)[1]
-    return next(v for v in CATEGORY.values if v.lower().replace("/", "-").replace(" ", "-") == slug)
+    """Garment samples are named ``<type>_<id>.jpg`` after the type people gave them."""
+    return path.stem.split("_", 1)[0]
 
 
 def test_client_reads_the_taxonomy_the_served_model_carries(client, built_model):
@@ -27,32 +27,41 @@ def test_client_reads_the_taxonomy_the_served_model_carries(client, built_model)
 
 
 def test_real_photos_get_a_full_attribute_set(client, sample_photos):
+    taxonomy = client.taxonomy
     for path in sample_photos:
         attrs = client.tag(path.read_bytes())
-        assert list(attrs) == client.taxonomy.names
+        assert list(attrs) == taxonomy.reported()
         for name, value in attrs.items():
-            assert 0.0 < value.confidence <= 1.0
-            assert value.visible == (value.value is not None)
             probs = attrs.probabilities(name)
             assert abs(sum(probs.values()) - 1.0) < 1e-4
+            if not value.applicable:  # the predicted garment type rules it out
+                assert value.value is None
+                assert not taxonomy[name].applies(attrs["category"].value)
+                continue
+            assert 0.0 < value.confidence <= 1.0
+            assert value.visible == (value.value is not None)
 
 
-def test_category_is_right_on_most_fashion_mnist_test_samples(client, fashion_mnist_samples):
-    results = list(client.tag_many(fashion_mnist_samples, concurrency=8))
+def test_garment_type_is_right_on_most_sample_photos_of_unseen_photographers(client,
+                                                                            garment_samples):
+    results = list(client.tag_many(garment_samples, concurrency=8))
     correct = sum(r.attributes["category"].value == _expected(p)
-                  for r, p in zip(results, fashion_mnist_samples, strict=False))
-    # the head scores ~0.89 on all 10,000 test images; 20 samples leave room for noise
-    assert correct >= 15, f"only {correct}/{len(results)} categories right"
+                  for r, p in zip(results, garment_samples, strict=True))
+    # ~0.85 on the whole test split (training report); 13 photos leave room for noise
+    assert correct >= 9, f"only {correct}/{len(results)} garment types right"
 
 
-def test_served_probabilities_match_in_process_onnxruntime(client, built_model, sample_photos,
-                                                           fashion_mnist_samples):
-    paths = sample_photos + fashion_mnist_samples[:6]
-    session = onnx_session(built_model)
+def test_served_probabilities_match_the_served_model_run_in_process(client, served_model,
+                                                                    sample_photos,
+                                                                    garment_samples):
+    """What the repository serves (INT8 on OpenVINO when it passed its gate, else FP32 on
+    onnxruntime), run in-process with the same options, gives the same probabilities."""
+    paths = sample_photos + garment_samples[:6]
+    model = load_model(*served_model)
     tiles = np.stack([preprocess_bytes(p.read_bytes()) for p in paths])
-    expected = session.run([PROBABILITIES], {PIXELS: tiles})[0]
+    expected = np.concatenate([model.run(tiles[i:i + 1]) for i in range(len(tiles))])
     served = np.stack([client.tag(p.read_bytes()).vector for p in paths])
-    assert np.abs(served - expected).max() < 1e-5
+    assert np.abs(served - expected).max() < 1e-4
 
 
 def test_asyncio_client_gives_the_same_answers(server, client, sample_photos):
@@ -118,9 +127,9 @@ def _settled_stats(server, model, timeout_s: float = 10.0):
     return last
 
 
-def test_concurrent_requests_are_dynamically_batched(server, client, fashion_mnist_samples):
+def test_concurrent_requests_are_dynamically_batched(server, client, garment_samples):
     before = _settled_stats(server, ATTRIBUTES_MODEL)
-    images = [p.read_bytes() for p in fashion_mnist_samples] * 4  # 80 single-image requests
+    images = [p.read_bytes() for p in garment_samples] * 6  # 78 single-image requests
     results = list(client.tag_many(images, concurrency=32))
     after = _settled_stats(server, ATTRIBUTES_MODEL)
     inferences, executions = after[0] - before[0], after[1] - before[1]

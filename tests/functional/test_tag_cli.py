@@ -54,7 +54,7 @@ def _assert_exactly_once(records: list[dict], ids: set[str]) -> None:
 def dirty_catalog(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """Real photos plus every kind of bad file; → (folder, {bad id: expected error text})."""
     root = tmp_path_factory.mktemp("dirty")
-    shutil.copytree(ROOT / "samples" / "fashion-mnist", root / "fmnist")
+    shutil.copytree(ROOT / "samples" / "clothing", root / "clothing")
     shutil.copytree(ROOT / "samples" / "photos", root / "photos")
     photo = (ROOT / "samples" / "photos" / "grace_hopper.jpg").read_bytes()
     bad = {"bad/empty.jpg": (b"", "empty input"),
@@ -87,9 +87,27 @@ def test_every_file_of_a_directory_gets_one_record_and_bad_files_only_their_own_
         else:
             assert "error" not in r, r
             assert r["model"] and r["model_version"] == "1"
-            assert list(r["attributes"]) == client.taxonomy.names
+            taxonomy = client.taxonomy
+            assert list(r["attributes"]) == taxonomy.reported()
+            garment = r["attributes"]["category"]["value"]
+            for name, value in r["attributes"].items():  # the hierarchy, record by record
+                assert value.get("applicable", True) == taxonomy[name].applies(garment)
+                if not taxonomy[name].applies(garment):
+                    assert value["value"] is None
     assert f"{len(all_ids) - len(bad)} done, {len(bad)} failed" in done.stderr
     assert "images/s" in done.stderr and "p99" in done.stderr
+
+
+def test_experimental_attributes_are_recorded_only_when_asked_for(server, client, tmp_path):
+    experimental = {a.name for a in client.taxonomy if a.experimental}
+    assert experimental >= {"coat_length", "collar_design", "neckline_design"}
+    for flags, expected in (((), set()), (("--experimental",), experimental)):
+        out = tmp_path / f"tags{len(flags)}.jsonl"
+        done = _tag(ROOT / "samples" / "clothing", "--out", out, "--url", server.grpc_url,
+                    *flags)
+        assert done.returncode == 0, done.stderr
+        for record in _records(out):
+            assert set(record["attributes"]) & experimental == expected
 
 
 def test_a_csv_source_and_strict_mode(server, dirty_catalog, tmp_path):
@@ -193,8 +211,15 @@ def test_parquet_output_has_a_row_per_image_and_resumes(server, client, dirty_ca
     table = pq.read_table(out)
     files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     assert sorted(table["id"].to_pylist()) == sorted(files)
-    for name in client.taxonomy.names:
-        assert {name, f"{name}_confidence"} <= set(table.column_names)
+    taxonomy = client.taxonomy
+    for name in taxonomy.reported():
+        assert {name, f"{name}_confidence", f"{name}_applicable"} <= set(table.column_names)
+    assert not any(name in table.column_names for name in set(taxonomy.names)
+                   - set(taxonomy.reported()))  # experimental ones only with --experimental
+    rows = table.to_pylist()
+    for row in rows:  # the hierarchy survives into Parquet
+        if row["category"] is not None and not taxonomy["pant_length"].applies(row["category"]):
+            assert row["pant_length_applicable"] is False and row["pant_length"] is None
     again = _tag(folder, "--out", out, "--format", "parquet", "--url", server.grpc_url,
                  "--resume")
     assert again.returncode == 0 and f"{len(files)} resumed" in again.stderr

@@ -42,8 +42,8 @@ def _rss_mb() -> float:
 
 @pytest.mark.parametrize("decode", ["server", "client"])
 def test_both_decode_placements_give_the_same_probabilities(server, decode, sample_photos,
-                                                            fashion_mnist_samples):
-    paths = sample_photos + fashion_mnist_samples[:8]
+                                                            garment_samples):
+    paths = sample_photos + garment_samples[:8]
     with TagClient(server.grpc_url, decode=decode, timeout_s=60) as c, \
             TagClient(server.grpc_url, decode="server", timeout_s=60) as reference:
         results = list(c.tag_stream([(p.name, p) for p in paths], concurrency=8))
@@ -56,25 +56,25 @@ def test_both_decode_placements_give_the_same_probabilities(server, decode, samp
 
 @pytest.mark.parametrize("ordered", [True, False])
 def test_stream_yields_one_result_per_item_and_never_reads_far_ahead(client, ordered,
-                                                                     fashion_mnist_samples):
+                                                                     garment_samples):
     concurrency = 4
     source = CountingItems((f"{i}", p) for i, p in
-                           enumerate(fashion_mnist_samples * 3))
+                           enumerate(garment_samples * 3))
     ids = []
     for result in client.tag_stream(source, concurrency=concurrency, ordered=ordered):
         source.took()
         assert result.ok, result.error
         ids.append(result.id)
-    expected = [str(i) for i in range(len(fashion_mnist_samples) * 3)]
+    expected = [str(i) for i in range(len(garment_samples) * 3)]
     assert (ids if ordered else sorted(ids, key=int)) == expected
     assert source.max_ahead <= concurrency
 
 
-def test_client_memory_stays_flat_over_a_long_lazy_stream(client, fashion_mnist_samples):
+def test_client_memory_stays_flat_over_a_long_lazy_stream(client, garment_samples):
     """20,000 requests through the real server; one in 50 is a real photo (the model runs),
     the rest are refused by the server's decoder, which keeps the run short while the client
     goes through exactly the same request/response/retry machinery for every item."""
-    photos = [p.read_bytes() for p in fashion_mnist_samples]
+    photos = [p.read_bytes() for p in garment_samples]
     n, concurrency = 20_000, 32
 
     def items():
@@ -98,17 +98,17 @@ def test_client_memory_stays_flat_over_a_long_lazy_stream(client, fashion_mnist_
 
 
 def test_a_dead_endpoint_is_avoided_and_every_image_still_comes_back(server,
-                                                                     fashion_mnist_samples):
+                                                                     garment_samples):
     dead = f"127.0.0.1:{find_free_port()}"
     with TagClient([server.grpc_url, dead], timeout_s=60) as c:
-        results = list(c.tag_stream(fashion_mnist_samples, concurrency=4, ordered=False,
+        results = list(c.tag_stream(garment_samples, concurrency=4, ordered=False,
                                     retries=6, backoff_s=0.05))
-    assert len(results) == len(fashion_mnist_samples) and all(r.ok for r in results)
+    assert len(results) == len(garment_samples) and all(r.ok for r in results)
     assert any(r.attempts > 1 for r in results), "the dead endpoint was never tried"
 
 
-def test_async_stream_is_the_twin_of_the_sync_one(server, client, fashion_mnist_samples):
-    items = [(p.stem, p) for p in fashion_mnist_samples]
+def test_async_stream_is_the_twin_of_the_sync_one(server, client, garment_samples):
+    items = [(p.stem, p) for p in garment_samples]
     ahead = []
 
     async def lazy(counter: CountingItems):

@@ -46,10 +46,11 @@ def test_letterbox_keeps_aspect_ratio_and_pads_with_neutral_value():
     assert (tile[:, 60:160] == 255).all()  # the image itself, not stretched
 
 
-def test_png_path_matches_array_path_exactly(fashion_mnist_samples):
-    grey = cv2.imread(str(fashion_mnist_samples[0]), cv2.IMREAD_GRAYSCALE)
-    from_bytes = preprocess_bytes(fashion_mnist_samples[0].read_bytes())
-    assert np.array_equal(from_bytes, preprocess_array(grey))
+def test_png_path_matches_array_path_exactly(garment_samples):
+    grey = cv2.imread(str(garment_samples[0]), cv2.IMREAD_GRAYSCALE)
+    ok, png = cv2.imencode(".png", grey)
+    from_bytes = preprocess_bytes(png.tobytes())
+    assert ok and np.array_equal(from_bytes, preprocess_array(grey))
 
 
 def test_rgb_order_is_preserved_through_encode_and_decode():

@@ -81,4 +81,49 @@ def test_unknown_lookups_name_what_is_known():
     with pytest.raises(TaxonomyError, match="known"):
         DEFAULT_TAXONOMY["colour_of_moon"]
     with pytest.raises(TaxonomyError, match="expected one of"):
-        CATEGORY.index("Hat")
+        CATEGORY.index("Bag")
+
+
+def test_garment_types_merged_by_people_labels_are_aliases_of_one_value():
+    assert CATEGORY.index("Blazer") == CATEGORY.index("Outwear")
+    assert CATEGORY.canonical("Blouse") == "Shirt" and CATEGORY.canonical("Undershirt") == "Top"
+    assert CATEGORY.canonical("T-Shirt") == "T-Shirt"
+    assert not {"Blazer", "Blouse", "Undershirt"} & set(CATEGORY.values)
+
+
+@pytest.mark.parametrize("name, garments, not_garments", [
+    ("sleeve_length", ("T-Shirt", "Dress", "Outwear", "Hoodie"), ("Shoes", "Pants", "Skirt")),
+    ("pant_length", ("Pants", "Shorts"), ("T-Shirt", "Dress", "Shoes")),
+    ("skirt_length", ("Skirt", "Dress"), ("Pants", "Shirt")),
+    ("coat_length", ("Outwear",), ("T-Shirt", "Dress")),
+    ("collar_design", ("Shirt", "Polo", "Dress", "Outwear"), ("Hat", "Shorts")),
+    ("neckline_design", ("Top", "Dress"), ("Shoes",)),
+])
+def test_each_fashionai_attribute_applies_to_the_garments_of_the_seed_tree(name, garments,
+                                                                          not_garments):
+    attribute = DEFAULT_TAXONOMY[name]
+    assert all(attribute.applies(g) for g in garments)
+    assert not any(attribute.applies(g) for g in not_garments)
+
+
+def test_only_heads_validated_on_real_photos_are_not_experimental():
+    real = {a.name for a in DEFAULT_TAXONOMY if not a.experimental}
+    assert real == {"category", "sleeve_length", "pant_length"}
+
+
+def test_hierarchy_flags_and_aliases_survive_json():
+    again = Taxonomy.from_json(DEFAULT_TAXONOMY.to_json())
+    assert again["sleeve_length"].applies_to == DEFAULT_TAXONOMY["sleeve_length"].applies_to
+    assert again["coat_length"].experimental and not again["pant_length"].experimental
+    assert again.category.aliases == CATEGORY.aliases
+
+
+def test_an_attribute_applying_to_an_unknown_garment_type_is_refused():
+    odd = Attribute("heel_height", ("Flat", "High"), source="fewshot", applies_to=("Sandals",))
+    with pytest.raises(TaxonomyError, match="Sandals"):
+        DEFAULT_TAXONOMY.with_attribute(odd)
+
+
+def test_an_alias_must_name_an_existing_value():
+    with pytest.raises(TaxonomyError, match="alias"):
+        Attribute("x", ("a", "b"), aliases=(("c", "z"),))
