@@ -71,6 +71,10 @@ class Artifacts:
     def precision_report(self, precision: str) -> Path:
         return self.root / f"{precision}_report.json"
 
+    def runtime_report(self, runtime: str, precision: str = "fp32") -> Path:
+        """The check of a model file run by another runtime than the reference onnxruntime."""
+        return self.root / f"{precision}_{runtime}_report.json"
+
     @property
     def evaluation_report(self) -> Path:
         """Real-photo scores of the exported models (``fashiontag evaluate``, test split)."""

@@ -27,7 +27,7 @@ from fashiontag.fewshot.report import DataRequirements, check_accuracy, check_co
 from fashiontag.model.heads import single_thread
 from fashiontag.serving.versions import ModelVersions, check_model_control
 
-__all__ = ["AddConfig", "AddResult", "add_attribute", "pool_paths"]
+__all__ = ["AddConfig", "AddResult", "add_attribute", "pool_paths", "refit_attributes"]
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +165,38 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     report.update(version=version, loaded=bool(cfg.serve_url), seconds=timer.seconds)
     (workdir / "report.json").write_text(json.dumps(report, indent=2))
     return AddResult(report, version, bool(cfg.serve_url), timer.seconds)
+
+
+def refit_attributes(artifacts: Artifacts, attributes: list) -> list[str]:
+    """Fit few-shot attributes again, on the backbone the artifacts hold now, from the labels
+    ``fewshot add`` recorded, and append them to the heads file; returns the names refitted.
+
+    A retrained backbone changes the features every few-shot head was fitted on, so training
+    drops those heads and ``fashiontag build`` calls this. An attribute whose labels are gone is
+    left out, with a warning naming it.
+    """
+    from fashiontag.model.heads import load_heads, save_heads
+
+    taxonomy, heads = load_heads(artifacts.heads)
+    done = []
+    for attribute in attributes:
+        labels = artifacts.fewshot(attribute.name) / "labels.csv"
+        if not labels.exists():
+            log.warning("few-shot attribute %r dropped: its labels (%s) are gone", attribute.name,
+                        labels)
+            continue
+        labelled = load_labelled(labels)
+        recorded = artifacts.fewshot(attribute.name) / "report.json"
+        views = tuple(json.loads(recorded.read_text()).get("view_names", DEFAULT_VIEWS)) \
+            if recorded.exists() else DEFAULT_VIEWS
+        features = FeatureStore(artifacts.cache, views, backbone=artifacts.backbone).features(
+            labelled.paths)
+        fit = select_fewshot_head(features, labelled.labels, len(labelled.values))
+        heads[attribute.name] = fit.head
+        taxonomy = taxonomy.with_attribute(attribute)
+        done.append(attribute.name)
+        log.info("few-shot attribute %r refitted on the new backbone (%s head, CV accuracy %s)",
+                 attribute.name, fit.kind, fit.cv_accuracy)
+    if done:
+        save_heads(artifacts.heads, taxonomy, heads)
+    return done

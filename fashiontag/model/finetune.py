@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FinetuneConfig:
     epochs: int = 8
-    lr: float = 1e-3  # the tail's peak learning rate; heads get head_lr_factor times it
+    lr: float = 2e-3  # the tail's peak learning rate; heads get head_lr_factor times it
     head_lr_factor: float = 3.0
     weight_decay: float = 0.05
     label_smoothing: float = 0.1

@@ -28,7 +28,7 @@ from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "select_heads", "run_workers",
            "save_heads", "load_heads", "HEAD_CLASSES", "ensure_colour_head",
-           "accuracy", "confusion_matrix", "default_steps", "keep_fewshot_heads"]
+           "accuracy", "confusion_matrix", "default_steps", "fewshot_attributes"]
 
 
 @dataclass
@@ -241,23 +241,12 @@ def load_heads(path: str | Path) -> tuple[Taxonomy, dict[str, nn.Module]]:
     return taxonomy, heads
 
 
-def keep_fewshot_heads(previous: str | Path, taxonomy: Taxonomy, heads: dict[str, nn.Module]
-                       ) -> tuple[Taxonomy, list[str]]:
-    """Append the few-shot heads of an existing heads file to ``taxonomy``/``heads`` (in place).
-
-    Retraining the built-in heads must not drop attributes added with ``fashiontag fewshot add``:
-    those heads only depend on the frozen backbone. Returns the grown taxonomy and their names.
-    """
-    if not Path(previous).exists():
-        return taxonomy, []
-    old_taxonomy, old_heads = load_heads(previous)
-    kept = []
-    for attribute in old_taxonomy:
-        if attribute.source == "fewshot" and attribute.name not in taxonomy:
-            taxonomy = taxonomy.with_attribute(attribute)
-            heads[attribute.name] = old_heads[attribute.name]
-            kept.append(attribute.name)
-    return taxonomy, kept
+def fewshot_attributes(path: str | Path) -> list:
+    """The few-shot attributes (``source == "fewshot"``) a heads file holds, in order."""
+    if not Path(path).exists():
+        return []
+    taxonomy, _ = load_heads(path)
+    return [a for a in taxonomy if a.source == "fewshot"]
 
 
 def ensure_colour_head(heads_path: str | Path) -> bool:

@@ -191,6 +191,29 @@ def test_suggest_ranks_unlabelled_images_by_uncertainty_and_labels_export(worksp
     assert len(labels.read_text().splitlines()) == 1 + PER_VALUE * len(VALUES)
 
 
+def test_a_retrained_backbone_gets_the_few_shot_attribute_refitted_from_its_labels(workspace,
+                                                                                  tmp_path):
+    """Retraining drops few-shot heads (their features changed); the build refits them from
+    the labels ``fewshot add`` recorded."""
+    from fashiontag.fewshot.add import refit_attributes
+    from fashiontag.model.heads import fewshot_attributes, load_heads, save_heads
+
+    source = Artifacts(workspace / "artifacts")
+    copy = source.working_copy(tmp_path / "artifacts")
+    shutil.copytree(source.fewshot(NAME), copy.fewshot(NAME))
+    attribute = fewshot_attributes(copy.heads)[0]
+    taxonomy, heads = load_heads(copy.heads)
+    before = heads.pop(NAME)
+    save_heads(copy.heads, taxonomy.subset([n for n in taxonomy.names if n != NAME]), heads)
+    assert fewshot_attributes(copy.heads) == []
+    assert refit_attributes(copy, [attribute, attribute.__class__(
+        "lost", ("a", "b"), source="fewshot")]) == [NAME]  # "lost" has no labels: left out
+    taxonomy, heads = load_heads(copy.heads)
+    assert taxonomy[NAME] == attribute and "lost" not in taxonomy
+    state, again = before.state_dict(), heads[NAME].state_dict()
+    assert all(np.allclose(state[k], again[k], atol=1e-4) for k in state)  # same backbone
+
+
 def test_hot_load_is_refused_clearly_when_model_control_is_off(server, workspace):
     """The session server runs with model control disabled (the default)."""
     repository = workspace / "repository"

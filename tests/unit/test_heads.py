@@ -89,16 +89,14 @@ def test_input_normalisation_is_lite0_scaling_in_nchw():
     assert out.flatten().tolist() == [0.0, 1.0, -127 / 128]
 
 
-def test_retraining_keeps_few_shot_heads_of_the_previous_heads_file(tmp_path):
-    from fashiontag.model.heads import keep_fewshot_heads
+def test_the_few_shot_attributes_of_a_heads_file_are_listed_for_a_refit(tmp_path):
+    from fashiontag.model.heads import fewshot_attributes
     from fashiontag.taxonomy import Attribute
 
     fabric = Attribute("fabric", ("Denim", "Silk"), source="fewshot")
     base = DEFAULT_TAXONOMY.subset(["category"])
-    old_heads = {"category": AttributeHead(10, in_dim=8), "fabric": AttributeHead(2, in_dim=8)}
-    save_heads(tmp_path / "heads.pt", base.with_attribute(fabric), old_heads)
-    fresh = {"category": AttributeHead(10, in_dim=8)}
-    taxonomy, kept = keep_fewshot_heads(tmp_path / "heads.pt", base, fresh)
-    assert kept == ["fabric"] and taxonomy.names == ["category", "fabric"]
-    assert set(fresh) == {"category", "fabric"}
-    assert keep_fewshot_heads(tmp_path / "missing.pt", base, {}) == (base, [])
+    n = base.category.num_values
+    heads = {"category": AttributeHead(n, in_dim=8), "fabric": AttributeHead(2, in_dim=8)}
+    save_heads(tmp_path / "heads.pt", base.with_attribute(fabric), heads)
+    assert fewshot_attributes(tmp_path / "heads.pt") == [fabric]
+    assert fewshot_attributes(tmp_path / "missing.pt") == []
