@@ -25,6 +25,7 @@ from fashiontag.errors import ImageDecodeError
 from fashiontag.spec import DEFAULT_SPEC, ONNX_METADATA_KEY, PreprocessSpec
 
 __all__ = [
+    "letterbox_box",
     "PreprocessSpec",
     "DecodeLimits",
     "ImageHeader",
@@ -161,6 +162,15 @@ def _decode_with_pillow(data: bytes) -> np.ndarray | None:
     return cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA)
 
 
+def letterbox_box(height: int, width: int, spec: PreprocessSpec = DEFAULT_SPEC
+                  ) -> tuple[int, int, int, int]:
+    """Where an ``height`` x ``width`` image lands in its tile: ``(top, left, h, w)``."""
+    size = spec.size
+    scale = size / max(height, width)
+    nh, nw = max(1, round(height * scale)), max(1, round(width * scale))
+    return (size - nh) // 2, (size - nw) // 2, nh, nw
+
+
 def letterbox(rgb: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarray:
     """Fit the whole image into a square without distorting it.
 
@@ -171,15 +181,13 @@ def letterbox(rgb: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC) -> np.ndarra
         raise ImageDecodeError(f"expected uint8 RGB [H, W, 3], got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
     size = spec.size
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    top, left, nh, nw = letterbox_box(h, w, spec)
     if (nh, nw) != (h, w):
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if size < max(h, w) else cv2.INTER_LINEAR
         rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
     if (nh, nw) == (size, size):
         return np.ascontiguousarray(rgb)
     out = np.full((size, size, 3), spec.pad_value, dtype=np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
     out[top:top + nh, left:left + nw] = rgb
     return out
 

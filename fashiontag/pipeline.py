@@ -172,7 +172,9 @@ def build(cfg: BuildConfig) -> BuildResult:
         steps.append("export")
     refused = None
     int8 = artifacts.model("int8")
-    if cfg.int8 and (cfg.force or _stale(int8, fp32)):
+    # an INT8 file, or the report of the gate that refused one, newer than FP32: already done
+    if cfg.int8 and (cfg.force or _stale(int8 if int8.exists() else
+                                         artifacts.precision_report("int8"), fp32)):
         int8.unlink(missing_ok=True)  # a stale INT8 file must not be served
         try:
             export_int8(artifacts)
@@ -186,10 +188,8 @@ def build(cfg: BuildConfig) -> BuildResult:
     evaluation: dict = {}
     if cfg.evaluate and _stale(artifacts.evaluation_report, fp32, int8,
                                artifacts.runtime_report("openvino")):
-        models = {"fp32": (fp32, "onnxruntime")}
-        served = serving_choice(artifacts, cfg.serve)
-        if served != models["fp32"]:  # what the repository serves, scored as served
-            models[f"{read_precision(served[0])} {served[1]}"] = served
+        served = serving_choice(artifacts, cfg.serve)  # scored as served; the training report
+        models = {f"{read_precision(served[0])} {served[1]}": served}  # has FP32's own
         evaluation = _evaluate(artifacts, models)
         steps.append("evaluate")
     model, runtime = serving_choice(artifacts, cfg.serve)

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: (real test photos, rendered test garments) each precision is checked on by default;
 #: None = every photo of the test photographers. FP16 is checked on fewer: slow on CPUs.
-CHECK_SIZES = {"int8": (None, 1000), "fp16": (300, 300)}
+CHECK_SIZES = {"int8": (None, 500), "fp16": (300, 300)}
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ class TrainConfig:
     clothing: Path | None = None  # the photo folder; None = clothing.locate()
     views: int = 4  # cached views per training photo: original, mirror, random crops
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    rendered: dict = field(default_factory=lambda: {"train": 6000, "val": 600, "test": 1000})
+    head_views: int = 2  # views per training photo the heads after fine-tuning see
+    rendered: dict = field(default_factory=lambda: {"train": 4000, "val": 600, "test": 1000})
     fashionai_csv: Path | None = None
     fashionai_root: Path | None = None
     seed: int = 0
@@ -96,7 +97,7 @@ SCHEDULES = {"fast": lambda artifacts: TrainConfig(artifacts=artifacts), "full":
 def _photo_tiles(photos: list[clothing.ClothingPhoto], views: int, seed: int
                  ) -> Iterator[np.ndarray]:
     """``[chunk, views, S, S, 3]``: view 0 as served, view 1 mirrored, then random views."""
-    from fashiontag.model.augment import photo_view, tile_noise
+    from fashiontag.model.augment import photo_view
 
     rng = np.random.default_rng(seed)
     for start in range(0, len(photos), _CHUNK):
@@ -107,8 +108,7 @@ def _photo_tiles(photos: list[clothing.ClothingPhoto], views: int, seed: int
             own = [tile, np.ascontiguousarray(tile[:, ::-1])][:views]
             if views > 2:
                 rgb = decode(data)
-                own += [tile_noise(preprocess_array(photo_view(rgb, rng)), rng)
-                        for _ in range(views - 2)]
+                own += [photo_view(rgb, rng) for _ in range(views - 2)]
             chunk.append(np.stack(own))
         yield np.stack(chunk)
 
@@ -221,8 +221,44 @@ def _coarse_accuracy(name: str, attribute, head, features: np.ndarray, labels: n
 
 
 # ------------------------------------------------------------------------------ training
+def _correction_files(layout: Artifacts, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> list[Path]:
+    """The studio's label files for the heads trained on real photos (``fashiontag studio``
+    saves a corrected tag there, for the next training of that head)."""
+    names = [taxonomy.category.name, *clothing.WEAK_LABELS]
+    return [p for p in (layout.root / "studio" / "labels" / f"{n}.csv" for n in names)
+            if p.exists()]
+
+
+def _corrections(layout: Artifacts, taxonomy: Taxonomy, held_out: set[Path]
+                 ) -> tuple[list[clothing.ClothingPhoto], dict[str, np.ndarray]]:
+    """Photos people labelled or corrected in the studio, as extra training photos: their
+    garment type (weak sleeve/pant labels follow from it) and any sleeve or pant length they
+    set. Photos of the validation and test photographers are left out: they stay the judges."""
+    import csv
+
+    by_path: dict[Path, dict[str, str]] = {}
+    for path in _correction_files(layout, taxonomy):
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                if len(row) >= 2 and row[:2] != ["path", "value"] and row[1]:
+                    by_path.setdefault(Path(row[0]).resolve(), {})[path.stem] = row[1]
+    category = taxonomy.category.name
+    chosen = [(p, labels) for p, labels in sorted(by_path.items())
+              if p not in held_out and p.exists()]
+    photos = [clothing.ClothingPhoto(hashlib.sha1(str(p).encode()).hexdigest(), p, "studio",
+                                     labels.get(category, "Not sure"), False)
+              for p, labels in chosen]
+    targets = clothing.targets(photos, taxonomy)
+    for name, values in targets.items():
+        for i, (_, labels) in enumerate(chosen):
+            if name in labels:
+                values[i] = taxonomy[name].index(labels[name])
+    return photos, targets
+
+
 def training_signature(cfg: TrainConfig) -> str:
-    """Hash of what the model depends on: the training code and the configuration.
+    """Hash of what the model depends on: the training code, the configuration and the labels
+    people corrected in the studio.
 
     ``fashiontag build`` retrains when it changes, so a checkout with new training code never
     serves a model made by the old code.
@@ -238,6 +274,8 @@ def training_signature(cfg: TrainConfig) -> str:
         digest.update(inspect.getsource(module).encode())
     config = {k: str(v) for k, v in asdict(cfg).items() if k != "artifacts"}
     digest.update(json.dumps(config, sort_keys=True).encode())
+    for path in _correction_files(cfg.layout):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -282,6 +320,14 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
     acts = {part: _photo_activations(cfg, trunk, part, ps, cfg.views if part == "train" else 1)
             for part, ps in parts.items()}
     targets = {part: clothing.targets(ps, taxonomy) for part, ps in parts.items()}
+    held_out = {p.path.resolve() for p in splits.val + splits.test}
+    extra, extra_targets = _corrections(layout, taxonomy, held_out)
+    if extra:  # the studio's corrections join the training photos
+        extra_acts = _photo_activations(cfg, trunk, "studio", extra, cfg.views)
+        acts["train"] = np.concatenate([acts["train"], extra_acts])
+        targets["train"] = {k: np.concatenate([v, extra_targets[k]])
+                            for k, v in targets["train"].items()}
+        report["data"]["studio_corrections"] = len(extra)
     lap("photo activations")
     renders = {part: _rendered_activations(cfg, trunk, part) for part in RENDER_SEEDS}
     if cfg.fashionai_csv:
@@ -315,7 +361,7 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
 
     # 2. pooled features of everything through the tuned backbone
     device = cfg.finetune.device
-    train_views = acts["train"]
+    train_views = acts["train"][:, :cfg.head_views]
     n, v = train_views.shape[:2]
     feats = {"train": tail_features(backbone, train_views.reshape(n * v, *train_views.shape[2:]),
                                     device=device),

@@ -1,7 +1,7 @@
 """The INT8 model: its recorded gate, the file's structure, a live re-check, and serving it.
 
 `make model` quantizes and checks the INT8 model on every real photo of the test photographers
-(and 1,000 held-out renders); a model that misses its gate is not written and the repository
+(and 500 held-out renders); a model that misses its gate is not written and the repository
 serves the next fastest model that passed. Either way the report is kept, and here it is checked
 for consistency with the gate; the quantizer itself is tested on the built INT8 file, or on one
 made here when the gate refused it (the structure does not depend on the verdict).

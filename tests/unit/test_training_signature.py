@@ -28,3 +28,27 @@ def test_a_model_is_current_only_when_made_by_this_code_and_config(tmp_path):
     assert is_current(cfg)
     layout.backbone.unlink()
     assert not is_current(cfg)  # heads without the backbone they were fitted on are no model
+
+
+def test_studio_corrections_join_training_but_never_from_the_judging_photographers(tmp_path):
+    from fashiontag.model.datasets import clothing
+    from fashiontag.model.train import _corrections
+    from fashiontag.taxonomy import DEFAULT_TAXONOMY
+
+    splits = clothing.sender_split(clothing.load())
+    train_photo, test_photo = splits.train[0].path, splits.test[0].path
+    labels = tmp_path / "studio" / "labels"
+    labels.mkdir(parents=True)
+    (labels / "category.csv").write_text(f"path,value\n{train_photo},Hoodie\n{test_photo},Hat\n")
+    (labels / "pant_length.csv").write_text(f"path,value\n{train_photo},Short Pant\n")
+    cfg = TrainConfig(artifacts=tmp_path)
+    held_out = {p.path.resolve() for p in splits.val + splits.test}
+    photos, targets = _corrections(cfg.layout, DEFAULT_TAXONOMY, held_out)
+    assert [p.path for p in photos] == [train_photo.resolve()]
+    assert targets["category"].tolist() == [DEFAULT_TAXONOMY.category.index("Hoodie")]
+    sleeve, pant = DEFAULT_TAXONOMY["sleeve_length"], DEFAULT_TAXONOMY["pant_length"]
+    assert targets["sleeve_length"].tolist() == [sleeve.index("Long Sleeves")]  # from Hoodie
+    assert targets["pant_length"].tolist() == [pant.index("Short Pant")]  # as corrected
+    before = training_signature(cfg)
+    (labels / "category.csv").write_text(f"path,value\n{train_photo},Outwear\n")
+    assert training_signature(cfg) != before  # a correction means the model is not current
