@@ -21,7 +21,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
 .PHONY: run test unit functional bench bench-smoke bench-venvs java install data model int8 repository \
-        lint lint-imports clean constraints train-full
+        lint lint-imports clean constraints train-full browser
 
 ## run: install, build the model, start tritonserver, tag samples/ (ONCE=1 exits after the demo)
 run: model
@@ -30,7 +30,7 @@ run: model
 ## test: unit + functional tests (real tritonserver on free ports); slow suites excluded.
 ## Includes a smoke run of the benchmarks, so it needs perf_analyzer's venv (.venv-bench); the
 ## peer servers' venv and their smoke checks belong to `make bench`.
-test: model $(BENCH_STAMP) lint-imports
+test: model $(BENCH_STAMP) lint-imports browser
 	$(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 unit: install
@@ -48,6 +48,7 @@ bench: model bench-venvs
 	$(PY) benchmarks/tagging_throughput.py
 	$(PY) benchmarks/fewshot.py
 	$(PY) benchmarks/soak.py
+	$(PY) benchmarks/studio.py
 
 bench-smoke: model bench-venvs
 	$(PY) benchmarks/run_all.py --smoke $(BENCH_ARGS)
@@ -77,6 +78,13 @@ $(PEERS_STAMP): constraints-peers.txt pyproject.toml
 java:
 	@command -v java >/dev/null || $(SUDO) apt-get install -y -q openjdk-17-jre-headless || \
 	  ( $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q openjdk-17-jre-headless )
+
+## browser: Debian's chromium and chromedriver for the studio's browser test (nothing downloaded
+## by a test tool at run time)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  $(SUDO) apt-get install -y -q chromium chromium-driver || \
+	  ( $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver )
 
 install: $(STAMP)
 

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "fashiontag.cli.tag_commands",
     "fashiontag.cli.fewshot_commands",
     "fashiontag.cli.evaluate_commands",
+    "fashiontag.cli.studio_commands",
 )
 
 

@@ -30,6 +30,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                     repository=_repository(args), serve_url=args.serve_url,
                     admin_key=read_admin_key(args) if args.serve_url else None, pool=args.pool,
                     views=views, force=args.force, description=args.description,
+                    applies_to=tuple(t.strip() for t in args.applies_to.split(",") if t.strip()),
                     requirements=DataRequirements(min_per_value=args.min_per_value,
                                                   max_imbalance=args.max_imbalance))
     result = add_attribute(cfg)
@@ -132,6 +133,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-imbalance", type=float, default=3.0)
     p.add_argument("--force", action="store_true", help="train and serve despite the checks")
     p.add_argument("--description", default="")
+    p.add_argument("--applies-to", default="", metavar="TYPE,TYPE",
+                   help="garment types the attribute applies to (default: every garment); "
+                        "records of other types mark it not applicable")
     add_artifacts_flag(p)
     _repository_flags(p)
     p.set_defaults(func=cmd_add)

@@ -26,6 +26,7 @@ from fashiontag.fewshot.reload import publish
 from fashiontag.fewshot.report import DataRequirements, check_accuracy, check_counts
 from fashiontag.model.heads import single_thread
 from fashiontag.serving.versions import ModelVersions, check_model_control
+from fashiontag.taxonomy import TaxonomyError
 
 __all__ = ["AddConfig", "AddResult", "add_attribute", "pool_paths", "refit_attributes"]
 
@@ -47,6 +48,8 @@ class AddConfig:
     options: FitOptions = field(default_factory=FitOptions)
     force: bool = False  # train and serve even when the checks refuse
     description: str = ""
+    applies_to: tuple[str, ...] = ()  # garment types the attribute applies to; () = all
+    progress: object = None  # progress(stage, seconds) as each stage ends (the studio shows it)
 
 
 @dataclass
@@ -58,14 +61,19 @@ class AddResult:
 
 
 class _Timer:
-    def __init__(self) -> None:
+    """Seconds per stage; ``progress(stage, seconds)`` hears of each stage as it ends."""
+
+    def __init__(self, progress=None) -> None:
         self.start = self.mark = time.perf_counter()
         self.seconds: dict[str, float] = {}
+        self.progress = progress
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
         self.seconds[name] = round(now - self.mark, 2)
         self.mark = now
+        if self.progress is not None:
+            self.progress(name, self.seconds[name])
 
     def total(self) -> None:
         self.seconds["total"] = round(time.perf_counter() - self.start, 2)
@@ -97,7 +105,7 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     from fashiontag.export.attribute_model import export_attribute_model
     from fashiontag.model.heads import load_heads, save_heads
 
-    timer = _Timer()
+    timer = _Timer(cfg.progress)
     artifacts = Artifacts(cfg.artifacts)
     heads_path = artifacts.heads
     sources = cfg.images if isinstance(cfg.images, (tuple, list)) else (cfg.images,)
@@ -113,7 +121,11 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     if cfg.serve_url:
         versions.check_reloadable()
         check_model_control(cfg.serve_url, cfg.admin_key)
-    attribute = labelled.attribute(cfg.name, cfg.description)
+    attribute = labelled.attribute(cfg.name, cfg.description, cfg.applies_to)
+    try:
+        taxonomy.with_attribute(attribute)
+    except TaxonomyError as exc:
+        raise FashiontagError(f"{cfg.name!r}: {exc}") from None
     timer.lap("validate")
 
     cache = artifacts.cache

@@ -71,11 +71,14 @@ class LabelledSet:
         counts = Counter(i.value for i in self.items)
         return {v: counts[v] for v in self.values}
 
-    def attribute(self, name: str, description: str = "") -> Attribute:
-        """The taxonomy entry of this set (``source="fewshot"``)."""
+    def attribute(self, name: str, description: str = "",
+                  applies_to: tuple[str, ...] = ()) -> Attribute:
+        """The taxonomy entry of this set (``source="fewshot"``); ``applies_to`` names the
+        garment types it means something for (empty: every garment)."""
         try:
             return Attribute(name=name, values=self.values, source="fewshot",
-                             description=description or f"few-shot attribute from {self.source}")
+                             description=description or f"few-shot attribute from {self.source}",
+                             applies_to=tuple(applies_to))
         except TaxonomyError as exc:
             raise FewShotDataError(str(exc)) from None
 
