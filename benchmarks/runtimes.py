@@ -5,9 +5,10 @@
    OpenVINO FP32. Rounds are interleaved and the median kept; ``x`` = ratio to onnxruntime FP32
    *of the same round*. Read ratios, not absolute numbers: the machine is shared and noisy.
 2. Served end to end (JPEG bytes in → attribute set out, through Triton over gRPC): FP32 on
-   onnxruntime (the reference), FP32 on OpenVINO and INT8 on OpenVINO, all servers up at once and
+   onnxruntime (the reference), FP32 on OpenVINO (exact, f32 hint), the FP32 file in BF16 on
+   OpenVINO (AMX CPUs) and INT8 on OpenVINO, all servers up at once and
    measured alternately at concurrency 16 on 480x360 catalog JPEGs. When the built INT8 model
-   missed its gate (so nothing serves it), an unchecked INT8 file is quantized here to measure.
+   missed its gate (so nothing serves it), the refused file is measured.
 3. Decoding a 4000x3000 JPEG to a model tile on one core (fashiontag.images: reduced-resolution
    DCT decode + letterbox) next to a full-size decode + resize, for a smooth and a camera-grain
    file; CPU time of the thread is reported next to wall time (the machine is shared).
@@ -64,6 +65,8 @@ def configs(threads: int, with_openvino: bool) -> dict[str, tuple[Path, RuntimeO
             "openvino int8 (dynamic batch)": (INT8, RuntimeOptions(
                 runtime="openvino", threads=threads, batch_buckets=())),
             "openvino fp32": (FP32, ov),
+            "openvino bf16 (AMX)": (FP32, RuntimeOptions(runtime="openvino", threads=threads,
+                                                         precision_hint="bf16")),
         })
     return out
 
@@ -186,6 +189,8 @@ def served(blobs: list[bytes], rounds: int, concurrency: int, threads: int,
         "fp32 onnxruntime": (FP32, ServingSettings(runtime="onnxruntime",
                                                    attribute_threads=threads)),
         "fp32 openvino": (FP32, ServingSettings(runtime="openvino", attribute_threads=threads)),
+        "bf16 openvino": (FP32, ServingSettings(runtime="openvino", attribute_threads=threads,
+                                                precision_hint="bf16")),
         "int8 openvino": (INT8, ServingSettings(runtime="openvino", attribute_threads=threads)),
     }
     if sweep:  # instances x intra-op threads, same total cores
@@ -228,18 +233,17 @@ def served(blobs: list[bytes], rounds: int, concurrency: int, threads: int,
             for name, v in samples.items()}
 
 
-def _int8_file(smoke: bool) -> bool:
-    """Point ``INT8`` at the built INT8 model (True), or at an unchecked one quantized into a
-    temporary folder when the gate refused it (False): its speed is still worth knowing."""
+def _int8_file() -> bool:
+    """Point ``INT8`` at the built INT8 model (True), or at the one its gate refused (False):
+    its speed is still worth knowing."""
     global INT8
     if INT8.exists():
         return True
-    from fashiontag.export.calibration import CalibrationSet
-    from fashiontag.export.quantize import quantize_int8
+    from fashiontag.export.precision import refused_path
 
-    folder = Path(tempfile.mkdtemp(prefix="fashiontag-bench-int8-"))
-    cal = CalibrationSet(photos=32, rendered=16) if smoke else CalibrationSet()
-    INT8 = quantize_int8(FP32, folder / "fashiontag.int8.onnx", cal)
+    if not refused_path(INT8).exists():
+        raise SystemExit(f"neither {INT8} nor {refused_path(INT8)}: run `make model`")
+    INT8 = refused_path(INT8)
     return False
 
 
@@ -256,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if not FP32.exists():
         parser.error(f"{FP32} is missing: run `make model`")
-    int8_checked = _int8_file(args.smoke)
+    int8_checked = _int8_file()
     try:
         import openvino  # noqa: F401
         with_openvino = True

@@ -187,14 +187,16 @@ def _batched(items: Sequence[LabelledImage], predict: Callable[[list[bytes]], li
 
 
 def evaluate_model(items: Sequence[LabelledImage], model_path: str | Path,
-                   runtime: str = "onnxruntime", source: str = "") -> Evaluation:
-    """Score an exported model file in-process (the served preprocessing and decoding)."""
+                   runtime: str = "onnxruntime", source: str = "", options=None) -> Evaluation:
+    """Score an exported model file in-process (the served preprocessing and decoding);
+    ``options`` (:class:`~fashiontag.runtimes.RuntimeOptions`) overrides ``runtime``."""
     from fashiontag.images import preprocess_bytes
     from fashiontag.onnxio.metadata import read_metadata
     from fashiontag.runtimes import RuntimeOptions, load_model
 
     meta = read_metadata(model_path)
-    model = load_model(model_path, RuntimeOptions(runtime=runtime))
+    options = options or RuntimeOptions(runtime=runtime)
+    model = load_model(model_path, options)
 
     def predict(blobs: list[bytes]) -> list:
         out: list = []
@@ -212,7 +214,8 @@ def evaluate_model(items: Sequence[LabelledImage], model_path: str | Path,
             out[i] = attrs
         return out
 
-    name = f"{Path(model_path).name} ({meta.precision}, {runtime}, in-process)"
+    hint = f" {options.precision_hint}" if options.runtime == "openvino" else ""
+    name = f"{Path(model_path).name} ({meta.precision}, {options.runtime}{hint}, in-process)"
     return score(items, _batched(items, predict), meta.taxonomy, source, name)
 
 

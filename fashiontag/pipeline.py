@@ -1,11 +1,11 @@
 """From data to a servable repository: the steps ``fashiontag build`` (and ``make model``) run.
 
 train (fine-tune + heads + temperatures) → FP32 ONNX (parity-checked) → INT8 ONNX (refused
-unless it passes its gate on real photos) → the FP32 file checked under OpenVINO (same gate) →
-scores on the test photographers → Triton model repository serving the fastest model and runtime
-that passed, in this order: INT8 on OpenVINO, FP32 on OpenVINO, FP32 on onnxruntime (measured
-model-only on these CPUs, batch 8, 2 threads: 504, 473 and 216 images/s). ``serve="fp32"`` picks
-FP32 on onnxruntime, the reference, whatever the checks said.
+unless it passes its gate on real photos) → the FP32 file checked under OpenVINO, exact (f32) and
+in bf16 (same gate) → scores on the test photographers → Triton model repository serving the
+fastest model and runtime that passed, in this order: INT8 on OpenVINO, BF16 on OpenVINO (CPUs
+with AMX), FP32 on OpenVINO, FP32 on onnxruntime. ``serve="fp32"`` picks FP32 on onnxruntime, the
+reference, whatever the checks said.
 
 Each step is skipped when its output is current: a model trained by this code and
 configuration, exports newer than what they were made from.
@@ -21,8 +21,8 @@ from pathlib import Path
 from fashiontag.artifacts import SOURCE_REPOSITORY, Artifacts
 from fashiontag.errors import ModelArtifactError
 
-__all__ = ["BuildConfig", "BuildResult", "build", "export_fp32", "export_int8", "SERVE_CHOICES",
-           "serving_choice", "check_runtime"]
+__all__ = ["BuildConfig", "BuildResult", "Serving", "build", "export_fp32", "export_int8",
+           "SERVE_CHOICES", "serving_choice", "check_runtime", "OPENVINO_CHECKS"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ class BuildConfig:
 
 @dataclass
 class BuildResult:
-    model: Path  # what the repository serves
-    runtime: str
+    served: Serving  # what the repository serves
     repository: Path
     training_report: dict | None = None
     int8_refused: str | None = None  # why the INT8 model was not made, when it was not
@@ -90,18 +89,46 @@ def export_int8(artifacts: Artifacts):
                             report_path=artifacts.precision_report("int8"))
 
 
-def check_runtime(artifacts: Artifacts, runtime: str = "openvino", photos: int | None = 300):
-    """The FP32 file run by ``runtime`` against onnxruntime, with the INT8 gate's rules; the
-    report is written either way. Returns the :class:`PrecisionReport`."""
+@dataclass(frozen=True)
+class Serving:
+    """What the repository serves: a model file, the CPU runtime, OpenVINO's precision hint."""
+
+    model: Path
+    runtime: str = "onnxruntime"
+    precision_hint: str = "f32"
+
+    @property
+    def label(self) -> str:
+        precision = read_precision(self.model)
+        if self.runtime == "openvino" and precision == "fp32" and self.precision_hint == "bf16":
+            precision = "bf16"
+        return f"{precision} {self.runtime}"
+
+    def options(self):
+        from fashiontag.runtimes import RuntimeOptions
+
+        return RuntimeOptions(runtime=self.runtime, precision_hint=self.precision_hint)
+
+
+#: OpenVINO variants of the FP32 file checked before they may be served, by precision hint.
+OPENVINO_CHECKS = ("f32", "bf16")
+
+
+def check_runtime(artifacts: Artifacts, hint: str = "f32", photos: int | None = 300):
+    """The FP32 file run by OpenVINO with ``hint`` against onnxruntime, with the INT8 gate's
+    rules; the report is written either way. Returns the :class:`PrecisionReport`."""
     from fashiontag.export.precision_check import compare_models
     from fashiontag.onnxio.metadata import read_metadata
-    from fashiontag.runtimes import RuntimeOptions
 
     fp32 = artifacts.model()
     report = compare_models(fp32, fp32, read_metadata(fp32).taxonomy, photos=photos,
-                            rendered=0, options=RuntimeOptions(runtime=runtime))
-    artifacts.runtime_report(runtime).write_text(json.dumps(report.to_dict(), indent=2))
+                            rendered=0, options=Serving(fp32, "openvino", hint).options())
+    _openvino_report(artifacts, hint).write_text(json.dumps(report.to_dict(), indent=2))
     return report
+
+
+def _openvino_report(artifacts: Artifacts, hint: str) -> Path:
+    return artifacts.runtime_report("openvino" if hint == "f32" else f"openvino-{hint}")
 
 
 def _passed(path: Path) -> bool:
@@ -111,8 +138,9 @@ def _passed(path: Path) -> bool:
         return False
 
 
-def serving_choice(artifacts: Artifacts, serve: str = "auto") -> tuple[Path, str]:
-    """(model file, CPU runtime) the repository should serve: the fastest that passed."""
+def serving_choice(artifacts: Artifacts, serve: str = "auto") -> Serving:
+    """What the repository should serve: the fastest that passed its check, in the order
+    INT8 on OpenVINO, BF16 on OpenVINO (AMX CPUs), FP32 on OpenVINO, FP32 on onnxruntime."""
     if serve not in SERVE_CHOICES:
         raise ValueError(f"serve must be one of {SERVE_CHOICES}, got {serve!r}")
     int8 = artifacts.model("int8")
@@ -120,12 +148,14 @@ def serving_choice(artifacts: Artifacts, serve: str = "auto") -> tuple[Path, str
         raise ModelArtifactError(f"{int8} does not exist: the INT8 model missed its gate or was "
                                  "never built (see the int8 report)")
     if serve == "fp32":
-        return artifacts.model(), "onnxruntime"
+        return Serving(artifacts.model())
     if int8.exists():
-        return int8, "openvino" if _openvino() else "onnxruntime"
-    if _openvino() and _passed(artifacts.runtime_report("openvino")):
-        return artifacts.model(), "openvino"
-    return artifacts.model(), "onnxruntime"
+        return Serving(int8, "openvino" if _openvino() else "onnxruntime")
+    if _openvino():
+        for hint in reversed(OPENVINO_CHECKS):  # bf16 is the faster where it passed
+            if _passed(_openvino_report(artifacts, hint)):
+                return Serving(artifacts.model(), "openvino", hint)
+    return Serving(artifacts.model())
 
 
 def read_precision(model: Path) -> str:
@@ -134,12 +164,15 @@ def read_precision(model: Path) -> str:
     return read_metadata(model).precision
 
 
-def _evaluate(artifacts: Artifacts, models: dict[str, tuple[Path, str]]) -> dict:
+def _evaluate(artifacts: Artifacts, served: Serving) -> dict:
+    """The served model scored as served, on the test photographers (the training report has
+    the FP32 heads' own scores)."""
     from fashiontag.evaluation import evaluate_model, read_labelled
 
     items = read_labelled("clothing:test")
-    report = {name: evaluate_model(items, path, runtime, "clothing:test").to_dict()
-              for name, (path, runtime) in models.items()}
+    result = evaluate_model(items, served.model, options=served.options(),
+                            source="clothing:test")
+    report = {served.label: result.to_dict()}
     artifacts.evaluation_report.write_text(json.dumps(report, indent=2))
     return report
 
@@ -182,18 +215,18 @@ def build(cfg: BuildConfig) -> BuildResult:
         except ModelArtifactError as exc:
             refused = str(exc)
             log.warning("serving FP32: %s", refused)
-    if _openvino() and (cfg.force or _stale(artifacts.runtime_report("openvino"), fp32)):
-        report = check_runtime(artifacts, "openvino")
-        steps.append("openvino check" + ("" if report.passes() else " (failed)"))
+    checks = [_openvino_report(artifacts, hint) for hint in OPENVINO_CHECKS] \
+        if _openvino() else []
+    for hint, report_path in zip(OPENVINO_CHECKS, checks, strict=False):
+        if cfg.force or _stale(report_path, fp32):
+            passed = check_runtime(artifacts, hint).passes()
+            steps.append(f"openvino {hint} check" + ("" if passed else " (refused)"))
+    served = serving_choice(artifacts, cfg.serve)
     evaluation: dict = {}
-    if cfg.evaluate and _stale(artifacts.evaluation_report, fp32, int8,
-                               artifacts.runtime_report("openvino")):
-        served = serving_choice(artifacts, cfg.serve)  # scored as served; the training report
-        models = {f"{read_precision(served[0])} {served[1]}": served}  # has FP32's own
-        evaluation = _evaluate(artifacts, models)
+    if cfg.evaluate and _stale(artifacts.evaluation_report, fp32, int8, *checks):
+        evaluation = _evaluate(artifacts, served)
         steps.append("evaluate")
-    model, runtime = serving_choice(artifacts, cfg.serve)
-    build_repository(model, cfg.repository, ServingSettings(runtime=runtime))
+    build_repository(served.model, cfg.repository,
+                     ServingSettings(runtime=served.runtime, precision_hint=served.precision_hint))
     steps.append("repository")
-    return BuildResult(model, runtime, cfg.repository, training_report, refused, evaluation,
-                       steps)
+    return BuildResult(served, cfg.repository, training_report, refused, evaluation, steps)

@@ -144,8 +144,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             f"{a} {v['accuracy']:.4f}" for a, v in attributes.items() if v["accuracy"]))
     if result.int8_refused:
         print(f"INT8 refused ({result.int8_refused}); serving FP32")
-    print(f"steps: {', '.join(result.steps)}; serving {result.model.name} on {result.runtime} "
-          f"from {result.repository}")
+    print(f"steps: {', '.join(result.steps)}; serving {result.served.model.name} as "
+          f"{result.served.label} from {result.repository}")
     return 0
 
 

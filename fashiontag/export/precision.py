@@ -24,7 +24,7 @@ from fashiontag.export.quantize import convert_fp16, quantize_int8
 from fashiontag.onnxio.metadata import INFO_KEY, read_metadata
 from fashiontag.runtimes import RuntimeOptions
 
-__all__ = ["PrecisionExport", "export_precision", "CHECK_SIZES"]
+__all__ = ["PrecisionExport", "export_precision", "CHECK_SIZES", "refused_path"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,13 @@ class PrecisionExport:
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "precision": self.precision, "check": self.check.to_dict()}
+
+
+def refused_path(path: str | Path) -> Path:
+    """Where a file that missed its gate is kept: ``fashiontag.int8.onnx`` →
+    ``fashiontag.int8.refused.onnx`` (never served; benchmarks measure it, tests inspect it)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.refused{path.suffix}")
 
 
 def _record_check(path: Path, precision: str, report: PrecisionReport) -> None:
@@ -98,8 +105,9 @@ def export_precision(fp32_path: str | Path, precision: str, out_path: str | Path
     result = PrecisionExport(out_path, precision, report)
     if report_path:
         Path(report_path).write_text(json.dumps(result.to_dict(), indent=2))
-    if not report.passes():
-        staging.unlink(missing_ok=True)
+    if not report.passes():  # kept under a name nothing serves, for benchmarks and tests
+        _record_check(staging, precision, report)
+        staging.replace(refused_path(out_path))
         raise ModelArtifactError(f"{precision} model rejected: " + "; ".join(report.failures()))
     _record_check(staging, precision, report)
     staging.replace(out_path)

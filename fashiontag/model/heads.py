@@ -35,7 +35,7 @@ __all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "select_heads"
 class HeadFit:
     head: AttributeHead
     hidden: int
-    validation_accuracy: float
+    validation_accuracy: float | None  # None: one shape given, nothing to choose, no hold-out
 
 
 def default_steps(examples: int, batch: int = 256) -> int:
@@ -120,10 +120,15 @@ def confusion_matrix(head: AttributeHead, features: np.ndarray, labels: np.ndarr
 def select_head(features: np.ndarray, labels: np.ndarray, num_values: int, *,
                 hidden_options: tuple[int, ...] = (0, 512), seed: int = 0,
                 validation_share: float = 0.15, steps: int | None = None) -> HeadFit:
-    """Pick the head shape on a held-out split, then refit the winner on all the data."""
+    """Pick the head shape on a held-out split, then refit the winner on all the data (with one
+    shape there is nothing to pick: a single fit on all the data)."""
     labelled = np.flatnonzero(labels >= 0)
     if len(labelled) == 0:
         raise ValueError("no labelled examples to fit a head on")
+    if len(hidden_options) == 1:
+        head = fit_head(features, labels, num_values, hidden=hidden_options[0], seed=seed,
+                        steps=steps)
+        return HeadFit(head, hidden_options[0], None)
     rng = np.random.default_rng(seed)
     val = rng.choice(labelled, max(1, int(len(labelled) * validation_share)), replace=False)
     train_labels = labels.copy()

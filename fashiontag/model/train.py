@@ -408,7 +408,6 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
                        "experimental": attribute.experimental}
         if isinstance(head, AttributeHead) and name in fits:
             entry["head_hidden"] = fits[name].hidden
-            entry["validation_accuracy"] = round(fits[name].validation_accuracy, 4)
         if real:
             entry["real_photos"] = _score(head, feats["test"], targets["test"][name],
                                           attribute.num_values, temperature)

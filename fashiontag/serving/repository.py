@@ -98,6 +98,7 @@ class ServingSettings:
     runtime: str = "onnxruntime"  # "onnxruntime" | "openvino" (CPU target)
     graph_optimization: str = "all"
     batch_buckets: tuple[int, ...] = RuntimeOptions.batch_buckets
+    precision_hint: str = "f32"  # OpenVINO: f32 (exact) or bf16 (AMX CPUs; gated, see runtimes)
     preprocess_instances: int = 2
     # Overload sheds load instead of queueing without bound: beyond this many queued requests a
     # model answers UNAVAILABLE at once (clients back off and retry: QueueFullError). 256 queued
@@ -138,7 +139,8 @@ class ServingSettings:
         return RuntimeOptions(runtime=self.runtime, threads=self.attribute_threads,
                               spinning=self.allow_spinning,
                               graph_optimization=self.graph_optimization,
-                              batch_buckets=self.batch_buckets)
+                              batch_buckets=self.batch_buckets,
+                              precision_hint=self.precision_hint)
 
     def gpu_preferred_batch_sizes(self) -> tuple[int, ...]:
         if self.preferred_batch_sizes:

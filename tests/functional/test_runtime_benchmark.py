@@ -31,7 +31,8 @@ def test_runtime_benchmark_smoke_measures_every_configuration(tmp_path, built_mo
         assert decode[kind]["full_decode_and_resize"]["cpu_ms"] > 0
     if result["openvino"]:
         served = result["served_concurrency_16"]
-        assert set(served) == {"fp32 onnxruntime", "fp32 openvino", "int8 openvino"}
+        assert set(served) == {"fp32 onnxruntime", "fp32 openvino", "bf16 openvino",
+                               "int8 openvino"}
         assert all(v["errors"] == 0 and v["images_per_s"] > 0 for v in served.values())
     assert result["summary"]["fastest_int8_model_only_batch_8"] in batch8
     assert result["int8_passed_its_gate"] is runtimes.ARTIFACTS.model("int8").exists()

@@ -40,6 +40,15 @@ def test_select_head_reports_validation_accuracy_of_chosen_shape():
     assert 0.9 < fit.validation_accuracy <= 1.0
 
 
+def test_one_head_shape_is_a_single_fit_on_all_the_data():
+    x, y = _blobs(seed=2)
+    fit = select_head(x, y, 3, hidden_options=(16,), steps=100)
+    alone = fit_head(x, y, 3, hidden=16, steps=100)
+    assert fit.hidden == 16 and fit.validation_accuracy is None
+    a, b = fit.head.state_dict(), alone.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_heads_fitted_in_worker_processes_are_bit_identical_to_fitting_them_in_turn():
     jobs = {f"attr{i}": (*_blobs(classes=2 + i, seed=i), 2 + i) for i in range(3)}
     kwargs = {"hidden_options": (0, 16), "steps": 60}
