@@ -106,12 +106,13 @@ def save_tail(backbone: Backbone, path: str | Path) -> Path:
     return path
 
 
-def load_backbone(tuned: str | Path | None = None) -> Backbone:
-    """The pretrained network; with ``tuned``, its tail replaced by the fine-tuned one."""
+def load_backbone(tuned: str | Path | None = None, tune_from: int = TUNE_FROM) -> Backbone:
+    """The pretrained network split at ``tune_from``; with ``tuned``, its tail replaced by the
+    fine-tuned one (which says where it starts)."""
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_pretrained(BACKBONE_NAME, weights_path=str(weights_path()))
-    backbone = Backbone(net)
+    backbone = Backbone(net, tune_from)
     if tuned is not None:
         payload = torch.load(Path(tuned), map_location="cpu", weights_only=True)
         if payload.get("backbone") != BACKBONE_NAME:

@@ -92,13 +92,17 @@ def feature_extractor(cache_dir: str | Path, tuned: str | Path | None = None,
     return OnnxBackbone(path, FEATURES)
 
 
-def trunk_extractor(cache_dir: str | Path, spec: PreprocessSpec = DEFAULT_SPEC) -> OnnxBackbone:
-    """Pixels → frozen-trunk activations (float16: half the cache, no measurable loss)."""
+def trunk_extractor(cache_dir: str | Path, spec: PreprocessSpec = DEFAULT_SPEC,
+                    tune_from: int | None = None) -> OnnxBackbone:
+    """Pixels → frozen-trunk activations (float16: half the cache, no measurable loss) of the
+    blocks below ``tune_from`` (default :data:`~fashiontag.model.backbone.TUNE_FROM`)."""
     from fashiontag.model.backbone import TUNE_FROM, load_backbone, weights_fingerprint
     from fashiontag.model.network import TrunkModel
 
-    path = _exported(Path(cache_dir), "trunk", [weights_fingerprint(), TUNE_FROM],
-                     lambda: TrunkModel(load_backbone(), spec), ACTIVATIONS, spec)
+    tune_from = TUNE_FROM if tune_from is None else tune_from
+    path = _exported(Path(cache_dir), "trunk", [weights_fingerprint(), tune_from],
+                     lambda: TrunkModel(load_backbone(tune_from=tune_from), spec), ACTIVATIONS,
+                     spec)
     return OnnxBackbone(path, ACTIVATIONS, dtype=np.float16)
 
 
