@@ -109,18 +109,39 @@ def _export_tensorrt(args: argparse.Namespace) -> int:
 
 def cmd_build_repo(args: argparse.Namespace) -> int:
     from fashiontag.artifacts import SOURCE_REPOSITORY
-    from fashiontag.serving.repository import ServingSettings, build_repository
+    from fashiontag.serving.repository import (
+        GPU_TORCH_DEFAULTS,
+        TORCH,
+        ServingSettings,
+        build_repository,
+    )
 
-    kwargs = {"runtime": args.runtime}
+    artifacts = Artifacts(args.artifacts)
+    gpu_torch = args.target == "gpu" and TORCH in (args.runtime, args.gpu_platform)
+    kwargs = dict(GPU_TORCH_DEFAULTS) if gpu_torch else {}
+    if args.target == "cpu":
+        kwargs["runtime"] = args.runtime
     if args.threads is not None:
         kwargs["attribute_threads"] = args.threads
     if args.instances is not None:
-        kwargs["attribute_instances"] = args.instances
-    settings = ServingSettings(target=args.target, gpu_platform=args.gpu_platform, **kwargs)
-    repo = build_repository(args.model or Artifacts(args.artifacts).model(),
+        kwargs["gpu_instances" if args.target == "gpu" else "attribute_instances"] = args.instances
+    if args.max_batch_size is not None:
+        kwargs["max_batch_size"] = args.max_batch_size
+    if args.queue_delay_us is not None:
+        kwargs["max_queue_delay_us"] = args.queue_delay_us
+    if args.preferred_batch_sizes is not None:
+        kwargs["preferred_batch_sizes"] = tuple(
+            int(b) for b in args.preferred_batch_sizes.split(",") if b.strip())
+    platform = TORCH if gpu_torch else args.gpu_platform
+    settings = ServingSettings(target=args.target, gpu_platform=platform, **kwargs)
+    torch_weights = None
+    if settings.uses_torch:
+        backbone = artifacts.backbone if artifacts.backbone.exists() else None
+        torch_weights = (args.heads or artifacts.heads, args.backbone or backbone)
+    repo = build_repository(args.model or artifacts.model(),
                             args.repository or SOURCE_REPOSITORY, settings,
-                            engine_path=args.engine)
-    flavour = args.runtime if args.target == "cpu" else args.gpu_platform
+                            engine_path=args.engine, torch_weights=torch_weights)
+    flavour = args.runtime if args.target == "cpu" else platform
     print(f"model repository ({args.target}, {flavour}) written to {repo}")
     return 0
 
@@ -200,12 +221,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exported ONNX, any precision (default artifacts/fashiontag.onnx)")
     p.add_argument("--repository", type=Path)
     p.add_argument("--target", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime",
-                   help="CPU runtime of the attribute model")
+    p.add_argument("--runtime", choices=["onnxruntime", "openvino", "torch"],
+                   default="onnxruntime",
+                   help="runtime of the attribute model; torch = the network in PyTorch "
+                        "(with --target gpu: FP16 on KIND_GPU instances of the pip tritonserver)")
     p.add_argument("--threads", type=int, help="intra-op threads per attribute model instance")
-    p.add_argument("--instances", type=int, help="attribute model instances")
-    p.add_argument("--gpu-platform", choices=["onnxruntime_onnx", "tensorrt_plan"],
+    p.add_argument("--instances", type=int, help="attribute model instances (per GPU on gpu)")
+    p.add_argument("--gpu-platform", choices=["onnxruntime_onnx", "tensorrt_plan", "torch"],
                    default="onnxruntime_onnx")
+    p.add_argument("--max-batch-size", type=int)
+    p.add_argument("--queue-delay-us", type=int, help="dynamic batcher's max queue delay")
+    p.add_argument("--preferred-batch-sizes", help="e.g. 64,128,256")
+    p.add_argument("--heads", type=Path, help="torch runtime: heads file (default artifacts')")
+    p.add_argument("--backbone", type=Path,
+                   help="torch runtime: tuned backbone file (default artifacts')")
     p.add_argument("--engine", type=Path, help="TensorRT plan for --gpu-platform tensorrt_plan")
     p.set_defaults(func=cmd_build_repo)
 

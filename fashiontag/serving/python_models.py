@@ -38,6 +38,15 @@ def _parameters(args: dict) -> dict[str, str]:
     return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
 
 
+def _server_log(pb_utils, message: str) -> None:
+    """Into tritonserver's own log (the stub's ``logging`` output goes nowhere an operator
+    looks)."""
+    log.info(message)
+    logger = getattr(pb_utils, "Logger", None)
+    if logger is not None:
+        logger.log_info(message)
+
+
 def _error_response(pb_utils, message: str, invalid: bool = True):
     code = pb_utils.TritonError.INVALID_ARG if invalid else pb_utils.TritonError.INTERNAL
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
@@ -96,6 +105,11 @@ class AttributesModel:
         params = _parameters(args)
         model_dir = Path(args["model_repository"]) / args["model_version"]
         onnx_path = model_dir / params.get("onnx_file", "model.onnx")
+        self.torch = params.get("runtime") == "torch"
+        if self.torch:
+            self.model = _torch_model(args, params, model_dir)
+            _server_log(self.pb, f"attribute model: {self.model.describe()}")
+            return
         options = RuntimeOptions.from_parameters(params)
         self.model = load_model(onnx_path, options)
         if isinstance(self.model, OpenVinoModel):
@@ -106,6 +120,8 @@ class AttributesModel:
                  params.get("precision", "fp32"))
 
     def execute(self, requests: list) -> list:
+        if self.torch:
+            return self._execute_torch(requests)
         pb = self.pb
         arrays = [pb.get_input_tensor_by_name(r, PIXELS).as_numpy() for r in requests]
         try:
@@ -123,5 +139,44 @@ class AttributesModel:
             start = end
         return responses
 
+    def _execute_torch(self, requests: list) -> list:
+        """The same, with tensors passed by DLPack (no numpy: see serving.torch_model)."""
+        import torch
+
+        from fashiontag.serving.torch_model import from_triton, to_triton
+
+        pb = self.pb
+        try:
+            inputs = [from_triton(pb.get_input_tensor_by_name(r, PIXELS)) for r in requests]
+            batch = inputs[0] if len(inputs) == 1 else torch.cat(inputs)
+            results = {k: v.cpu() for k, v in self.model.run_tensors(batch).items()}
+        except Exception as exc:
+            log.exception("attribute model failed")
+            return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
+                    for _ in requests]
+        responses, start = [], 0
+        for tensor in inputs:
+            end = start + len(tensor)
+            responses.append(pb.InferenceResponse(
+                [to_triton(pb, name, result[start:end]) for name, result in results.items()]))
+            start = end
+        return responses
+
     def finalize(self) -> None:
         self.model = None
+
+
+def _torch_model(args: dict, params: dict[str, str], model_dir: Path):
+    from fashiontag.serving.torch_model import (
+        BACKBONE_FILE,
+        HEADS_FILE,
+        TorchAttributeModel,
+        TorchOptions,
+    )
+
+    options = TorchOptions.from_parameters(params)
+    gpu = args.get("model_instance_kind") == "GPU"
+    device_id = int(args.get("model_instance_device_id", 0)) if gpu else None
+    backbone = model_dir / BACKBONE_FILE
+    return TorchAttributeModel(model_dir / HEADS_FILE, backbone if backbone.exists() else None,
+                               options, device_id)

@@ -10,7 +10,10 @@ cannot be written, and every name, shape and label comes from the ONNX file's me
                                  pip-shipped tritonserver has only the python backend), FP32 or
                                  INT8 (whatever precision the ONNX file is); GPU: onnxruntime_onnx
                                  (TensorRT execution accelerator) or tensorrt_plan with one engine
-                                 per compute capability (``cc_model_filenames``), KIND_GPU
+                                 per compute capability (``cc_model_filenames``), KIND_GPU; or,
+                                 on either target, ``torch``: the python backend running the
+                                 network in PyTorch (serving.torch_model; FP16 on a GPU), for the
+                                 pip tritonserver on GPU machines without TensorRT
 
 Built for hot reload (:mod:`fashiontag.fewshot.reload`): ``PROBABILITIES`` has a variable width
 (``dims: [-1]``), so a model version with more attributes fits the same ensemble; the taxonomy
@@ -47,6 +50,12 @@ from fashiontag.protocol import (
     TAXONOMY_PARAMETER,
 )
 from fashiontag.runtimes import RuntimeOptions
+from fashiontag.serving.torch_model import (
+    BACKBONE_FILE,
+    HEADS_FILE,
+    TorchOptions,
+    check_torch_files,
+)
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["ServingSettings", "build_repository", "model_configs", "write_config", "read_config",
@@ -55,11 +64,19 @@ __all__ = ["ServingSettings", "build_repository", "model_configs", "write_config
 
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
+TORCH = "torch"  # the PyTorch runtime: ``runtime`` on CPU, ``gpu_platform`` on GPU
+GPU_PLATFORMS = ("onnxruntime_onnx", "tensorrt_plan", TORCH)
 VARIABLE = -1  # Triton's "any size" dimension
 
 
 #: per target, see ``ServingSettings.max_batch_size``
-DEFAULT_MAX_BATCH = {"cpu": 16, "gpu": 64}
+DEFAULT_MAX_BATCH = {"cpu": 16, "gpu": 64, "gpu-torch": 256}
+#: The torch runtime on a GPU, as measured with a Lite0-shaped network on an H200 behind the pip
+#: tritonserver (../shared/reference/triton-on-gpu-pip.md, 2026-11-30): 2 instances, batches up
+#: to 256 preferring 64/128/256, 2 ms queue delay: 12.7k images/s served, p99 29 ms. To be
+#: re-tuned with the real model by benchmarks/gpu_check.py.
+GPU_TORCH_DEFAULTS = {"max_batch_size": 256, "preferred_batch_sizes": (64, 128, 256),
+                      "max_queue_delay_us": 2000, "gpu_instances": 2, "gpu_opt_batch": 64}
 
 
 @dataclass(frozen=True)
@@ -95,7 +112,7 @@ class ServingSettings:
     attribute_instances: int = 1
     attribute_threads: int = 2  # onnxruntime intra-op threads per instance
     allow_spinning: bool = False  # onnxruntime busy-waiting burns the cores decode needs
-    runtime: str = "onnxruntime"  # "onnxruntime" | "openvino" (CPU target)
+    runtime: str = "onnxruntime"  # "onnxruntime" | "openvino" | "torch" (CPU target)
     graph_optimization: str = "all"
     batch_buckets: tuple[int, ...] = RuntimeOptions.batch_buckets
     precision_hint: str = "f32"  # OpenVINO: f32 (exact) or bf16 (AMX CPUs; gated, see runtimes)
@@ -108,7 +125,7 @@ class ServingSettings:
     # retries it as a timeout) instead of holding a queue slot until the client's own 30 s
     # deadline has passed and its answer is thrown away. 0 = no queue timeout.
     queue_timeout_us: int = 15_000_000
-    gpu_platform: str = "onnxruntime_onnx"  # or "tensorrt_plan"
+    gpu_platform: str = "onnxruntime_onnx"  # or "tensorrt_plan" or "torch" (pip tritonserver)
     gpu_instances: int = 2
     gpu_opt_batch: int = 32
     compute_capabilities: tuple[str, ...] = DEFAULT_COMPUTE_CAPABILITIES
@@ -118,10 +135,13 @@ class ServingSettings:
     def __post_init__(self) -> None:
         if self.target not in ("cpu", "gpu"):
             raise ValueError(f"target must be 'cpu' or 'gpu', got {self.target!r}")
-        if self.gpu_platform not in ("onnxruntime_onnx", "tensorrt_plan"):
-            raise ValueError(f"unsupported GPU platform {self.gpu_platform!r}")
+        if self.gpu_platform not in GPU_PLATFORMS:
+            raise ValueError(f"unsupported GPU platform {self.gpu_platform!r}; one of "
+                             f"{GPU_PLATFORMS}")
         if self.max_batch_size is None:
-            object.__setattr__(self, "max_batch_size", DEFAULT_MAX_BATCH[self.target])
+            key = "gpu-torch" if self.target == "gpu" and self.gpu_platform == TORCH else (
+                self.target)
+            object.__setattr__(self, "max_batch_size", DEFAULT_MAX_BATCH[key])
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
@@ -132,7 +152,18 @@ class ServingSettings:
                              f"1..{self.max_batch_size}")
         for cc in self.compute_capabilities:
             engine_filename(cc)  # validates the spelling
-        self.runtime_options()  # validates runtime, graph_optimization and batch_buckets
+        if self.runtime != TORCH:
+            self.runtime_options()  # validates runtime, graph_optimization and batch_buckets
+
+    @property
+    def uses_torch(self) -> bool:
+        """The attribute model runs in PyTorch (needs ``heads.pt`` and ``backbone.pt``)."""
+        return (self.runtime if self.target == "cpu" else self.gpu_platform) == TORCH
+
+    def torch_options(self) -> TorchOptions:
+        """CPU: ``attribute_threads`` threads; GPU: the instance's own device, FP16."""
+        threads = self.attribute_threads if self.target == "cpu" else 0
+        return TorchOptions(device="cpu" if self.target == "cpu" else "auto", threads=threads)
 
     def runtime_options(self) -> RuntimeOptions:
         """What the CPU attribute model runs with (also what benchmarks open in-process)."""
@@ -230,12 +261,20 @@ def _attributes_config(meta: ModelMetadata, settings: ServingSettings, version: 
     _tensor(c.input.add(), PIXELS, "TYPE_UINT8", [size, size, 3])
     _outputs(c, meta)
     group = c.instance_group.add()
-    if settings.target == "cpu":
+    if settings.target == "gpu" and settings.uses_torch:
+        _batching(c, replace(settings, preferred_batch_sizes=settings.gpu_preferred_batch_sizes()))
+        c.backend = "python"
+        group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_GPU")
+        group.count = settings.gpu_instances
+        _params(c, {"onnx_file": ONNX_FILE, **settings.torch_options().to_parameters()})
+    elif settings.target == "cpu":
         _batching(c, settings)
         c.backend = "python"
         group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_CPU")
         group.count = settings.attribute_instances
-        _params(c, {"onnx_file": ONNX_FILE, **settings.runtime_options().to_parameters()})
+        runtime = (settings.torch_options() if settings.uses_torch
+                   else settings.runtime_options())
+        _params(c, {"onnx_file": ONNX_FILE, **runtime.to_parameters()})
     else:
         _batching(c, replace(settings, preferred_batch_sizes=settings.gpu_preferred_batch_sizes()))
         c.platform = settings.gpu_platform
@@ -368,7 +407,8 @@ def _attributes_version(model_path: Path, model_dir: Path) -> int:
 
 def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REPOSITORY,
                      settings: ServingSettings = ServingSettings(), version: int | None = None,
-                     engine_path: str | Path | None = None) -> Path:
+                     engine_path: str | Path | None = None,
+                     torch_weights: tuple[Path, Path | None] | None = None) -> Path:
     """Write configs and copy the model into ``repository``; returns the repository path.
 
     ``version=None``: the attributes model goes into the version folder that already holds the
@@ -378,11 +418,18 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
     the FP32, INT8 or FP16 export: its metadata says which. For ``tensorrt_plan`` an engine built
     by ``fashiontag export --engine tensorrt`` (``model_smXY.plan``) is copied under its own name;
     without one, only the configs are written and the engine is built on the target GPU at
-    start-up (docker/engine-builder).
+    start-up (docker/engine-builder). The ``torch`` runtime also needs ``torch_weights``
+    (``heads.pt``, ``backbone.pt`` or None for the pretrained backbone): checked against the
+    ONNX file's metadata, then copied next to it.
     """
     model_path = Path(model_path)
     repository = Path(repository)
     meta = read_metadata(model_path)
+    if settings.uses_torch:
+        if torch_weights is None:
+            raise ModelArtifactError("the torch runtime needs the heads and backbone weights "
+                                     "(heads.pt, backbone.pt) the ONNX file was exported from")
+        check_torch_files(model_path, *torch_weights)
     attributes_dir = repository / ATTRIBUTES_MODEL
     if version is None:
         version = _attributes_version(model_path, attributes_dir) if not (
@@ -393,7 +440,7 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
         write_config(config, repository / name)
     (repository / ENSEMBLE_MODEL / "1").mkdir(parents=True, exist_ok=True)
     python_models = {PREPROCESS_MODEL: 1}
-    if settings.target == "cpu":
+    if settings.target == "cpu" or settings.uses_torch:
         python_models[ATTRIBUTES_MODEL] = version
     for name, model_version in python_models.items():
         src = SOURCE_REPOSITORY / name / "1" / "model.py"
@@ -415,4 +462,11 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
         tmp = target_dir / (ONNX_FILE + ".tmp")
         shutil.copy2(model_path, tmp)
         tmp.replace(target_dir / ONNX_FILE)
+    for name in (HEADS_FILE, BACKBONE_FILE):
+        (target_dir / name).unlink(missing_ok=True)  # a version is served by one runtime
+    if settings.uses_torch:
+        heads, backbone = torch_weights
+        shutil.copy2(heads, target_dir / HEADS_FILE)
+        if backbone is not None:
+            shutil.copy2(backbone, target_dir / BACKBONE_FILE)
     return repository

@@ -234,3 +234,33 @@ def test_rebuilding_serves_the_version_holding_the_model_and_never_overwrites_a_
     assert served() == [3]
     assert [(repo / ATTRIBUTES_MODEL / v / "model.onnx").read_bytes() for v in ("1", "2")] == \
         before
+
+
+def test_the_torch_runtime_is_a_python_model_on_either_target():
+    from fashiontag.serving.repository import GPU_TORCH_DEFAULTS
+    from fashiontag.serving.torch_model import TorchOptions
+
+    cpu = model_configs(META, ServingSettings(runtime="torch"))[ATTRIBUTES_MODEL]
+    gpu_settings = ServingSettings(target="gpu", gpu_platform="torch", max_queue_delay_us=2000,
+                                   preferred_batch_sizes=(64, 128, 256))
+    gpu = model_configs(META, gpu_settings)[ATTRIBUTES_MODEL]
+    for config, kind in ((cpu, "KIND_CPU"), (gpu, "KIND_GPU")):
+        params = {k: v.string_value for k, v in config.parameters.items()}
+        assert config.backend == "python" and not config.platform
+        assert config.instance_group[0].kind == config.instance_group[0].Kind.Value(kind)
+        assert params["runtime"] == "torch" and params["onnx_file"] == "model.onnx"
+    cpu_params = {k: v.string_value for k, v in cpu.parameters.items()}
+    assert TorchOptions.from_parameters(cpu_params) == TorchOptions(device="cpu", threads=2)
+    assert gpu.max_batch_size == GPU_TORCH_DEFAULTS["max_batch_size"]
+    assert list(gpu.dynamic_batching.preferred_batch_size) == [64, 128, 256]
+    assert not gpu.optimization.execution_accelerators.gpu_execution_accelerator
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"device": "cuda:1", "half": False, "channels_last": False, "threads": 3},
+    {"half": True}])
+def test_torch_options_round_trip_through_config_parameters(options):
+    from fashiontag.serving.torch_model import TorchOptions
+
+    opts = TorchOptions(**options)
+    assert TorchOptions.from_parameters(opts.to_parameters()) == opts
