@@ -102,12 +102,20 @@ def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
     return header
 
 
-def _reduced_jpeg_flag(header: ImageHeader, target: int) -> int:
-    short = min(header.width, header.height)
-    for factor, flag in _REDUCED_FLAGS:
+def reduced_decode_factor(height: int, width: int, target: int = DEFAULT_SPEC.size) -> int:
+    """By how much libjpeg's DCT scaling shrinks a JPEG while decoding it (8, 4, 2 or 1): the
+    most that keeps the short side at least ``target``. The GPU path mimics it
+    (:mod:`fashiontag.serving.torch_images`) so both paths see the same pixels."""
+    short = min(height, width)
+    for factor, _ in _REDUCED_FLAGS:
         if short // factor >= target:
-            return flag
-    return cv2.IMREAD_COLOR
+            return factor
+    return 1
+
+
+def _reduced_jpeg_flag(header: ImageHeader, target: int) -> int:
+    factor = reduced_decode_factor(header.height, header.width, target)
+    return dict(_REDUCED_FLAGS).get(factor, cv2.IMREAD_COLOR)
 
 
 def _to_rgb8(img: np.ndarray) -> np.ndarray:

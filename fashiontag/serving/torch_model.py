@@ -88,10 +88,10 @@ class TorchAttributeModel:
                  options: TorchOptions = TorchOptions(), device_id: int | None = None) -> None:
         import torch
 
-        from fashiontag.spec import DEFAULT_SPEC
         from fashiontag.model.backbone import load_backbone
         from fashiontag.model.heads import load_heads
         from fashiontag.model.network import AttributeHeads, AttributeModel, ServedModel
+        from fashiontag.spec import DEFAULT_SPEC
 
         self.path = Path(heads_path)
         self.options = options

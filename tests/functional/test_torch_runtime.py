@@ -109,3 +109,51 @@ def test_the_torch_runtime_on_cuda_agrees_with_cpu_onnx_in_fp16(built_model, tor
     gpu = TorchAttributeModel(*torch_weights, device_id=0).run(tiles)
     cpu = load_model(built_model).run(tiles)
     assert np.abs(gpu - cpu).max() < 2e-2
+
+
+def _full_decodes(blobs: list[bytes]):
+    """Full-resolution decodes as nvJPEG gives them (here by OpenCV: no GPU on CI)."""
+    import cv2
+    import torch
+
+    return [torch.from_numpy(cv2.cvtColor(cv2.imdecode(np.frombuffer(b, np.uint8),
+                                                       cv2.IMREAD_COLOR),
+                                          cv2.COLOR_BGR2RGB)).permute(2, 0, 1).contiguous()
+            for b in blobs]
+
+
+def _resized_jpegs(paths, width: int, height: int) -> list[bytes]:
+    import cv2
+
+    from fashiontag.images import decode, encode_jpeg
+
+    return [encode_jpeg(cv2.resize(decode(p.read_bytes(), target=4096), (width, height),
+                                   interpolation=cv2.INTER_CUBIC)) for p in paths]
+
+
+@pytest.mark.parametrize("size", [None, (480, 360), (1600, 1200)],
+                         ids=["as-taken", "catalog-480x360", "large-1600x1200"])
+def test_the_device_letterbox_gives_the_cpu_tiles_on_real_photos(garment_samples, size):
+    from fashiontag.serving.torch_images import letterbox_tensors
+
+    blobs = ([p.read_bytes() for p in garment_samples] if size is None
+             else _resized_jpegs(garment_samples, *size))
+    expected = np.stack([preprocess_bytes(b) for b in blobs]).astype(int)
+    tiles = letterbox_tensors(_full_decodes(blobs)).numpy().astype(int)
+    diff = np.abs(tiles - expected)
+    if size == (1600, 1200):  # libjpeg's reduced DCT decode vs a box average of the full decode
+        assert diff.mean() < 0.5
+    else:  # the same pixels, resized by the same INTER_AREA arithmetic
+        assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def test_the_device_letterbox_runs_on_cuda_like_on_cpu(garment_samples):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine (the GPU check script measures it there)")
+    from fashiontag.serving.torch_images import letterbox_tensors
+
+    images = _full_decodes([p.read_bytes() for p in garment_samples])
+    on_cpu = letterbox_tensors(images).numpy().astype(int)
+    on_gpu = letterbox_tensors([i.cuda() for i in images]).cpu().numpy().astype(int)
+    assert np.abs(on_gpu - on_cpu).max() <= 1
