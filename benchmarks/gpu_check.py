@@ -45,6 +45,7 @@ REFERENCE = ARTIFACTS.gpu_check / "reference.npz"
 HEADS = ARTIFACTS.heads
 BACKBONE = ARTIFACTS.backbone
 BATCHES = (1, 8, 32, 128)
+CATALOG_SIZE = (360, 480)  # width, height of the JPEGs the decode pipeline is measured on
 
 
 def _fingerprint(path: Path) -> str:
@@ -53,22 +54,37 @@ def _fingerprint(path: Path) -> str:
 
 # ---------------------------------------------------------------- prepare (CPU, this machine)
 def prepare(photos: int, out: Path = REFERENCE) -> Path:
-    from fashiontag.export.calibration import photo_tiles
+    import cv2
+
+    from fashiontag.images import decode, encode_jpeg, preprocess_bytes
+    from fashiontag.model.datasets import clothing
     from fashiontag.onnxio.metadata import read_metadata
     from fashiontag.runtimes import load_model
 
     model = ARTIFACTS.model()
     meta = read_metadata(model)
-    from fashiontag.model.datasets.clothing import UNLABELLED
-
-    tiles, labels = photo_tiles("test", photos, seed=11)
+    test = clothing.sender_split(clothing.load()).test
+    pick = np.sort(np.random.default_rng(11).choice(len(test), min(photos, len(test)),
+                                                    replace=False))
+    chosen = [test[i] for i in pick]
     category = meta.taxonomy.category
-    labels = ["" if label in UNLABELLED else category.canonical(label) for label in labels]
+    labels = ["" if not p.labelled else category.canonical(p.label) for p in chosen]
+    blobs = [p.path.read_bytes() for p in chosen]
     runtime = load_model(model)
-    reference = np.concatenate([runtime.run(tiles[i:i + 32]) for i in range(0, len(tiles), 32)])
+
+    def reference_of(tiles: np.ndarray) -> np.ndarray:
+        return np.concatenate([runtime.run(tiles[i:i + 32]) for i in range(0, len(tiles), 32)])
+
+    tiles = np.stack([preprocess_bytes(b) for b in blobs])
+    # the same photos as a catalog sends them: 360x480 JPEGs, for the decode-on-GPU pipeline
+    jpegs = [encode_jpeg(cv2.resize(decode(b, target=1024), CATALOG_SIZE,
+                                    interpolation=cv2.INTER_AREA)) for b in blobs]
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        out, tiles=tiles, reference=reference, labels=np.array(labels),
+        out, tiles=tiles, reference=reference_of(tiles), labels=np.array(labels),
+        jpeg_bytes=np.frombuffer(b"".join(jpegs), np.uint8),
+        jpeg_offsets=np.cumsum([0] + [len(b) for b in jpegs]),
+        jpeg_reference=reference_of(np.stack([preprocess_bytes(b) for b in jpegs])),
         taxonomy=np.array(meta.taxonomy.to_json()), heads_sha=np.array(_fingerprint(HEADS)),
         backbone_sha=np.array(_fingerprint(BACKBONE)))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {len(tiles)} photos of the test "
@@ -175,6 +191,45 @@ def run_torch(ref: dict, batches: tuple[int, ...], cuda_graphs: bool,
     sec = _time_it(lambda: model.run_tensors(host)[PROBABILITIES].cpu(), sync)
     results["torch fp16 channels_last, host->device->host, batch 32"] = round(32 / sec, 1)
     return results
+
+
+def run_pipeline(ref: dict, batches: tuple[int, ...], device: str = "cuda") -> dict:
+    """JPEG bytes → nvJPEG decode → letterbox on the GPU → model, in-process (what a GPU
+    preprocess model would run): throughput per batch and agreement with the CPU reference
+    (fashiontag.images + ONNX on CPU) on the same catalog JPEGs."""
+    try:
+        import torchvision  # noqa: F401  (decode_jpeg on CUDA)
+    except ImportError as exc:
+        return {"skipped": f"torchvision is not installed here ({exc}); it decodes with nvJPEG"}
+    import torch
+
+    from fashiontag.protocol import PROBABILITIES
+    from fashiontag.serving.torch_images import decode_on_device, letterbox_tensors
+
+    offsets = ref["jpeg_offsets"]
+    blobs = [ref["jpeg_bytes"][offsets[i]:offsets[i + 1]].tobytes()
+             for i in range(len(offsets) - 1)]
+    model, taxonomy = _served_model(ref, device, device == "cuda", device == "cuda")
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def pipeline(batch: list[bytes]):
+        images, errors = decode_on_device(batch, device)
+        if any(e is not None for e in errors):
+            raise RuntimeError(f"device decode refused a catalog JPEG: {errors}")
+        return model.run_tensors(letterbox_tensors(images, device=device))[PROBABILITIES]
+
+    outs = np.concatenate([pipeline(blobs[i:i + 64]).cpu().numpy()
+                           for i in range(0, len(blobs), 64)])
+    entry = {"parity_vs_onnx_cpu": _parity(taxonomy, ref["jpeg_reference"], outs),
+             "category_accuracy": _category_accuracy(taxonomy, ref["labels"], outs),
+             "images_per_s": {}}
+    for b in sorted(set(batches) | {256}):
+        batch = [blobs[i % len(blobs)] for i in range(b)]
+        sec = _time_it(lambda batch=batch: pipeline(batch), sync)
+        entry["images_per_s"][str(b)] = round(b / sec, 1)
+    print("pipeline", entry["images_per_s"], "min agreement",
+          entry["parity_vs_onnx_cpu"]["min_top1_agreement"], flush=True)
+    return entry
 
 
 def _cuda_graphs(model, tiles, batches, torch, taxonomy, reference) -> dict:
@@ -290,6 +345,7 @@ def run(out: Path, batches: tuple[int, ...], int8: bool, cuda_graphs: bool,
         print(f"TensorRT path skipped: {reason}. Measuring PyTorch on CUDA instead.", flush=True)
         result["tensorrt"] = {"skipped": reason}
     result["pytorch_" + device] = run_torch(ref, batches, cuda_graphs, device)
+    result["pipeline_jpeg_" + device] = run_pipeline(ref, batches, device)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
@@ -301,8 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="CPU: reference tiles + ONNX outputs for the GPU machine")
-    p.add_argument("--photos", type=int, default=128,
-                   help="photos of the test photographers (128: ~11 MB, the bundle stays < 64 MiB)")
+    p.add_argument("--photos", type=int, default=96,
+                   help="photos of the test photographers (96: ~13 MB; with the weights and "
+                        "the wheels the bundle is ~60 MB)")
     p.add_argument("--reference", type=Path, default=REFERENCE)
     p = sub.add_parser("run", help="GPU: TensorRT (or PyTorch CUDA) parity and throughput")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "gpu_check" / "gpu_check.json")

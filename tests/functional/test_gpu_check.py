@@ -36,3 +36,5 @@ def test_prepare_then_a_cpu_dry_run_agree_with_the_served_onnx_model(tmp_path, b
     assert torch_fp32["category_accuracy"] == result["pytorch_cpu"]["category_accuracy_onnx_cpu"]
     assert torch_fp32["images_per_s"]["1"] > 0
     assert result["tensorrt"].get("skipped") or "tensorrt fp16" in result["tensorrt"]
+    pipeline = result["pipeline_jpeg_cpu"]  # torchvision (nvJPEG) exists on the GPU machine only
+    assert pipeline.get("skipped") or pipeline["parity_vs_onnx_cpu"]["min_top1_agreement"] > 0.9
