@@ -33,7 +33,11 @@ def _path(value: Path | None) -> str | None:
 def _settings(args: argparse.Namespace):
     from fashiontag.tagging.runner import DEFAULT_DECODE, TagSettings
 
-    return TagSettings(urls=_urls(args.url), decode=args.decode or DEFAULT_DECODE,
+    if args.shared_memory and args.decode == "server":
+        raise FashiontagError("--shared-memory sends decoded tiles: it cannot go with "
+                              "--decode server")
+    decode = "client" if args.shared_memory else (args.decode or DEFAULT_DECODE)
+    return TagSettings(urls=_urls(args.url), decode=decode, shared_memory=args.shared_memory,
                        concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
                        balance=args.balance.replace("-", "_"), load_threads=args.load_threads,
                        outage_limit=args.outage_limit, tls_ca=_path(args.tls_ca),
@@ -118,6 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decode", choices=["client", "server"], default=None,
                    help="where JPEGs are decoded: here (uint8 tiles sent to the attribute model) "
                         "or in the server's preprocess model; default: the faster one measured")
+    p.add_argument("--shared-memory", action="store_true",
+                   help="decode here and pass tiles through Triton's system shared memory "
+                        "(the server must run on this host; implies --decode client)")
     p.add_argument("--concurrency", type=int, default=16, help="images in flight (per worker)")
     p.add_argument("--load-threads", type=int, default=2, help="file read/decode threads")
     p.add_argument("--retries", type=int, default=8,

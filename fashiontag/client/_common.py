@@ -79,10 +79,14 @@ class ClientOptions:
     balance: str = "least_loaded"
     # also report attributes the taxonomy marks experimental (never validated on real photos)
     experimental: bool = False
+    # streams pass tiles through Triton's system shared memory (decode="client", same host)
+    shared_memory: bool = False
 
     def __post_init__(self) -> None:
         if self.decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {DECODE_MODES}, got {self.decode!r}")
+        if self.shared_memory and self.decode != "client":
+            raise ValueError("shared_memory carries decoded tiles: it needs decode='client'")
         if self.balance not in ("least_loaded", "round_robin"):
             raise ValueError(f"balance must be least_loaded or round_robin, got {self.balance!r}")
         if not self.urls:

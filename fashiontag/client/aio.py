@@ -42,6 +42,9 @@ class AsyncTagClient:
         from tritonclient.grpc.aio import InferenceServerClient
 
         self.options = options or ClientOptions(url=url, **kwargs)
+        if self.options.shared_memory:
+            raise ValueError("shared_memory is a TagClient (sync) stream feature; the asyncio "
+                             "client sends tiles over gRPC")
         self._clients = [InferenceServerClient(**self.options.client_kwargs(u))
                          for u in self.options.urls]
         self._client = self._clients[0]  # metadata and single requests

@@ -42,6 +42,7 @@ class _Task:
     started: float
     id: str = ""
     inputs: list | None = None
+    tile: Any = None  # with shared memory: the tile, written into a region at each send
     attempts: int = 0
     endpoint: int = 0
 
@@ -178,6 +179,15 @@ class TagClient:
         return self._stream(iter(items), concurrency, ordered, policy, prepare, balancer,
                             max(1, load_threads))
 
+    def _shared_memory(self, concurrency: int, prepare: Preparer):
+        """One region per request in flight, when asked for (``shared_memory=True``)."""
+        if not self.options.shared_memory:
+            return None
+        from fashiontag.client.shm import SharedMemoryPool
+
+        size = prepare.spec.size
+        return SharedMemoryPool(self._clients, concurrency, size * size * 3)
+
     def _stream(self, items: Iterator, concurrency: int, ordered: bool, policy: RetryPolicy,
                 prepare: Preparer, balancer: Balancer, load_threads: int
                 ) -> Iterator[TagResult]:
@@ -187,6 +197,7 @@ class TagClient:
         delayed: list = []
         tie = itertools.count()
         reorder = Reorderer() if ordered else None
+        shm = self._shared_memory(concurrency, prepare)
         pool = ThreadPoolExecutor(load_threads, thread_name_prefix="fashiontag-load")
         active, index, exhausted = 0, 0, False
         try:
@@ -200,7 +211,7 @@ class TagClient:
                     task = _Task(index, item, time.perf_counter(), id=item_id(item, index))
                     index += 1
                     active += 1
-                    pool.submit(self._load, task, prepare, events)
+                    pool.submit(self._load, task, prepare, events, shm is not None)
                 if active == 0:
                     return
                 wait = max(0.0, delayed[0][0] - time.monotonic()) if delayed else None
@@ -209,9 +220,9 @@ class TagClient:
                 except queue.Empty:
                     kind = None
                 while delayed and delayed[0][0] <= time.monotonic():
-                    self._send(heapq.heappop(delayed)[2], balancer, events)
+                    self._send(heapq.heappop(delayed)[2], balancer, events, shm)
                 if kind == "loaded":
-                    self._send(task, balancer, events)
+                    self._send(task, balancer, events, shm)
                     continue
                 if kind == "reply":
                     result, error = payload
@@ -233,12 +244,20 @@ class TagClient:
                     yield done
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            if shm is not None:
+                # a consumer that stopped early leaves requests in flight: close() waits for
+                # their answers (or their deadlines) before it unregisters the regions
+                shm.close(drain_timeout_s=self.options.timeout_s + 5.0)
 
     @staticmethod
-    def _load(task: _Task, prepare: Preparer, events: queue.SimpleQueue) -> None:
+    def _load(task: _Task, prepare: Preparer, events: queue.SimpleQueue,
+              shared_memory: bool = False) -> None:
         try:
             task.id, payload = prepare(task.item, task.index)
-            task.inputs = prepare.inputs([payload])
+            if shared_memory:
+                task.tile = payload
+            else:
+                task.inputs = prepare.inputs([payload])
         except ClientError as exc:
             events.put(("done", task, to_result(task.id, None, exc, None, task.started)))
             return
@@ -250,18 +269,26 @@ class TagClient:
             task.item = None  # the payload lives in task.inputs now; drop the raw item
         events.put(("loaded", task, None))
 
-    def _send(self, task: _Task, balancer: Balancer, events: queue.SimpleQueue) -> None:
+    def _send(self, task: _Task, balancer: Balancer, events: queue.SimpleQueue,
+              shm=None) -> None:
         endpoint = balancer.acquire()
         task.endpoint, task.attempts = endpoint, task.attempts + 1
+        region = None
 
         def done(result=None, error=None) -> None:  # called by keyword, on a gRPC thread
             try:
                 balancer.release(endpoint, error is not None and translate(error).retryable)
+                if region is not None:  # the server has read the input: the region is free
+                    shm.release(region)
             finally:  # whatever happens, the stream must hear back or it would wait forever
                 events.put(("reply", task, (result, error)))
 
         try:
-            self._clients[endpoint].async_infer(self.options.served_model, task.inputs, done,
+            inputs = task.inputs
+            if shm is not None:
+                region = shm.acquire()
+                inputs = shm.inputs(region, task.tile)
+            self._clients[endpoint].async_infer(self.options.served_model, inputs, done,
                                                 outputs=requested_outputs(self._book.with_ids),
                                                 client_timeout=self.options.timeout_s)
         except Exception as exc:

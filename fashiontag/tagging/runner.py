@@ -47,6 +47,7 @@ class TagSettings:
     tls_cert: str | None = None  # client certificate + key (PEM paths): mutual TLS
     tls_key: str | None = None
     experimental: bool = False  # also record attributes never validated on real photos
+    shared_memory: bool = False  # tiles through Triton's system shared memory (same host)
 
     def client_options(self, rotate: int = 0):
         from fashiontag.client import ClientOptions
@@ -55,7 +56,8 @@ class TagSettings:
         return ClientOptions(url=urls, decode=self.decode, timeout_s=self.timeout_s,
                              balance=self.balance, ssl=bool(self.tls_ca or self.tls_cert),
                              root_certificates=self.tls_ca, private_key=self.tls_key,
-                             certificate_chain=self.tls_cert, experimental=self.experimental)
+                             certificate_chain=self.tls_cert, experimental=self.experimental,
+                             shared_memory=self.shared_memory)
 
     def stream_kwargs(self) -> dict:
         return {"concurrency": self.concurrency, "retries": self.retries,
