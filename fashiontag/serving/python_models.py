@@ -106,6 +106,7 @@ class AttributesModel:
         model_dir = Path(args["model_repository"]) / args["model_version"]
         onnx_path = model_dir / params.get("onnx_file", "model.onnx")
         self.torch = params.get("runtime") == "torch"
+        self._io = self._tensor_io()
         if self.torch:
             self.model = _torch_model(args, params, model_dir)
             _server_log(self.pb, f"attribute model: {self.model.describe()}")
@@ -120,36 +121,11 @@ class AttributesModel:
                  params.get("precision", "fp32"))
 
     def execute(self, requests: list) -> list:
-        if self.torch:
-            return self._execute_torch(requests)
         pb = self.pb
-        arrays = [pb.get_input_tensor_by_name(r, PIXELS).as_numpy() for r in requests]
+        read, run, write = self._io
         try:
-            batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-            results = self.model.run_all(batch)
-        except Exception as exc:
-            log.exception("attribute model failed")
-            return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
-                    for _ in requests]
-        responses, start = [], 0
-        for array in arrays:
-            end = start + len(array)
-            responses.append(pb.InferenceResponse(
-                [pb.Tensor(name, result[start:end]) for name, result in results.items()]))
-            start = end
-        return responses
-
-    def _execute_torch(self, requests: list) -> list:
-        """The same, with tensors passed by DLPack (no numpy: see serving.torch_model)."""
-        import torch
-
-        from fashiontag.serving.torch_model import from_triton, to_triton
-
-        pb = self.pb
-        try:
-            inputs = [from_triton(pb.get_input_tensor_by_name(r, PIXELS)) for r in requests]
-            batch = inputs[0] if len(inputs) == 1 else torch.cat(inputs)
-            results = {k: v.cpu() for k, v in self.model.run_tensors(batch).items()}
+            inputs = [read(pb.get_input_tensor_by_name(r, PIXELS)) for r in requests]
+            results = run(inputs)
         except Exception as exc:
             log.exception("attribute model failed")
             return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
@@ -158,9 +134,28 @@ class AttributesModel:
         for tensor in inputs:
             end = start + len(tensor)
             responses.append(pb.InferenceResponse(
-                [to_triton(pb, name, result[start:end]) for name, result in results.items()]))
+                [write(name, result[start:end]) for name, result in results.items()]))
             start = end
         return responses
+
+    def _tensor_io(self):
+        """How tensors cross the stub: numpy for onnxruntime/OpenVINO; DLPack for the torch
+        runtime (no numpy: the GPU machine's numpy 2 breaks the stub's numpy paths)."""
+        pb = self.pb
+        if not self.torch:
+            def run(arrays):
+                return self.model.run_all(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+
+            return (lambda t: t.as_numpy()), run, pb.Tensor
+        import torch
+
+        from fashiontag.serving.torch_model import from_triton, to_triton
+
+        def run_torch(tensors):
+            batch = tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+            return {k: v.cpu() for k, v in self.model.run_tensors(batch).items()}
+
+        return from_triton, run_torch, (lambda name, t: to_triton(pb, name, t))
 
     def finalize(self) -> None:
         self.model = None
