@@ -110,15 +110,15 @@ def _export_tensorrt(args: argparse.Namespace) -> int:
 def cmd_build_repo(args: argparse.Namespace) -> int:
     from fashiontag.artifacts import SOURCE_REPOSITORY
     from fashiontag.serving.repository import (
-        GPU_TORCH_DEFAULTS,
         TORCH,
         ServingSettings,
         build_repository,
+        gpu_torch_settings,
     )
 
     artifacts = Artifacts(args.artifacts)
     gpu_torch = args.target == "gpu" and TORCH in (args.runtime, args.gpu_platform)
-    kwargs = dict(GPU_TORCH_DEFAULTS) if gpu_torch else {}
+    kwargs = {}
     if args.target == "cpu":
         kwargs["runtime"] = args.runtime
     if args.threads is not None:
@@ -133,7 +133,8 @@ def cmd_build_repo(args: argparse.Namespace) -> int:
         kwargs["preferred_batch_sizes"] = tuple(
             int(b) for b in args.preferred_batch_sizes.split(",") if b.strip())
     platform = TORCH if gpu_torch else args.gpu_platform
-    settings = ServingSettings(target=args.target, gpu_platform=platform, **kwargs)
+    settings = (gpu_torch_settings(**kwargs) if gpu_torch
+                else ServingSettings(target=args.target, gpu_platform=platform, **kwargs))
     torch_weights = None
     if settings.uses_torch:
         backbone = artifacts.backbone if artifacts.backbone.exists() else None

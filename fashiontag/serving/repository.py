@@ -60,7 +60,8 @@ from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["ServingSettings", "build_repository", "model_configs", "write_config", "read_config",
            "set_served_version", "config_to_json", "disk_versions", "version_taxonomies",
-           "VARIABLE", "ONNX_FILE", "PLAN_FILE"]
+           "gpu_torch_settings", "GPU_TORCH_DEFAULTS", "TORCH", "VARIABLE", "ONNX_FILE",
+           "PLAN_FILE"]
 
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
@@ -70,11 +71,11 @@ VARIABLE = -1  # Triton's "any size" dimension
 
 
 #: per target, see ``ServingSettings.max_batch_size``
-DEFAULT_MAX_BATCH = {"cpu": 16, "gpu": 64, "gpu-torch": 256}
+DEFAULT_MAX_BATCH = {"cpu": 16, "gpu": 64}
 #: The torch runtime on a GPU, as measured with a Lite0-shaped network on an H200 behind the pip
 #: tritonserver (../shared/reference/triton-on-gpu-pip.md, 2026-11-30): 2 instances, batches up
 #: to 256 preferring 64/128/256, 2 ms queue delay: 12.7k images/s served, p99 29 ms. To be
-#: re-tuned with the real model by benchmarks/gpu_check.py.
+#: re-tuned with the real model by benchmarks/gpu_check.py. Applied by :func:`gpu_torch_settings`.
 GPU_TORCH_DEFAULTS = {"max_batch_size": 256, "preferred_batch_sizes": (64, 128, 256),
                       "max_queue_delay_us": 2000, "gpu_instances": 2, "gpu_opt_batch": 64}
 
@@ -139,9 +140,7 @@ class ServingSettings:
             raise ValueError(f"unsupported GPU platform {self.gpu_platform!r}; one of "
                              f"{GPU_PLATFORMS}")
         if self.max_batch_size is None:
-            key = "gpu-torch" if self.target == "gpu" and self.gpu_platform == TORCH else (
-                self.target)
-            object.__setattr__(self, "max_batch_size", DEFAULT_MAX_BATCH[key])
+            object.__setattr__(self, "max_batch_size", DEFAULT_MAX_BATCH[self.target])
         if self.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
@@ -177,6 +176,13 @@ class ServingSettings:
         if self.preferred_batch_sizes:
             return self.preferred_batch_sizes
         return tuple(sorted({self.gpu_opt_batch, self.max_batch_size}))
+
+
+def gpu_torch_settings(**overrides) -> ServingSettings:
+    """The torch runtime on ``KIND_GPU`` instances with :data:`GPU_TORCH_DEFAULTS`; keyword
+    arguments override them (``build-repo --target gpu --runtime torch`` flags)."""
+    return ServingSettings(**{**GPU_TORCH_DEFAULTS, **overrides, "target": "gpu",
+                              "gpu_platform": TORCH})
 
 
 def _pb():

@@ -18,6 +18,7 @@ from fashiontag.serving.repository import (
     GPU_TORCH_DEFAULTS,
     ServingSettings,
     build_repository,
+    gpu_torch_settings,
     read_config,
 )
 from fashiontag.serving.server import TritonServer
@@ -75,8 +76,7 @@ def test_tritonserver_serves_the_torch_runtime_with_the_onnx_models_answers(
 
 def test_the_gpu_torch_repository_runs_the_python_model_on_gpu_instances(tmp_path, built_model,
                                                                          torch_weights):
-    repo = build_repository(built_model, tmp_path / "repo",
-                            ServingSettings(target="gpu", gpu_platform="torch"),
+    repo = build_repository(built_model, tmp_path / "repo", gpu_torch_settings(),
                             torch_weights=torch_weights)
     config = read_config(repo / ATTRIBUTES_MODEL / "config.pbtxt")
     params = {k: v.string_value for k, v in config.parameters.items()}

@@ -237,13 +237,11 @@ def test_rebuilding_serves_the_version_holding_the_model_and_never_overwrites_a_
 
 
 def test_the_torch_runtime_is_a_python_model_on_either_target():
-    from fashiontag.serving.repository import GPU_TORCH_DEFAULTS
+    from fashiontag.serving.repository import GPU_TORCH_DEFAULTS, gpu_torch_settings
     from fashiontag.serving.torch_model import TorchOptions
 
     cpu = model_configs(META, ServingSettings(runtime="torch"))[ATTRIBUTES_MODEL]
-    gpu_settings = ServingSettings(target="gpu", gpu_platform="torch", max_queue_delay_us=2000,
-                                   preferred_batch_sizes=(64, 128, 256))
-    gpu = model_configs(META, gpu_settings)[ATTRIBUTES_MODEL]
+    gpu = model_configs(META, gpu_torch_settings())[ATTRIBUTES_MODEL]
     for config, kind in ((cpu, "KIND_CPU"), (gpu, "KIND_GPU")):
         params = {k: v.string_value for k, v in config.parameters.items()}
         assert config.backend == "python" and not config.platform
@@ -253,6 +251,8 @@ def test_the_torch_runtime_is_a_python_model_on_either_target():
     assert TorchOptions.from_parameters(cpu_params) == TorchOptions(device="cpu", threads=2)
     assert gpu.max_batch_size == GPU_TORCH_DEFAULTS["max_batch_size"]
     assert list(gpu.dynamic_batching.preferred_batch_size) == [64, 128, 256]
+    assert gpu.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert gpu_torch_settings(max_batch_size=128, preferred_batch_sizes=(64,)).max_batch_size == 128
     assert not gpu.optimization.execution_accelerators.gpu_execution_accelerator
 
 
