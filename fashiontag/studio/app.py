@@ -47,6 +47,12 @@ class StudioConfig:
     port: int = 8765
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
+    def __post_init__(self) -> None:
+        # absolute against the working folder now: Flask's send_file reads a relative path
+        # against the package folder, and a later chdir must not move the studio's files
+        self.artifacts = Path(self.artifacts).resolve()
+        self.repository = Path(self.repository).resolve()
+
 
 class Studio:
     """Everything the routes share: catalog, tags, labels, the training job runner."""

@@ -47,7 +47,7 @@ class Catalog:
         if not self.images:
             raise StudioError("the catalog holds no images")
         self.by_path = {str(image.path): image for image in self.images}
-        self.thumbs = Path(thumbs)
+        self.thumbs = Path(thumbs).resolve()  # send_file reads relative paths elsewhere
 
     def __len__(self) -> int:
         return len(self.images)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from fashiontag.studio.app import StudioConfig, create_app
@@ -120,3 +123,28 @@ def test_catalog_images_and_cached_thumbnails_are_served_by_number(client, app):
     thumb = _get(client, "/thumb/0")
     assert thumb.status_code == 200 and thumb.data[:2] == b"\xff\xd8"
     assert app.studio.catalog.thumbnail(0).exists()
+
+
+def test_photos_are_served_with_a_relative_artifacts_path_whatever_the_working_folder(
+        tmp_path, monkeypatch, garment_samples):
+    """`fashiontag studio --catalog catalog/` with the default ``--artifacts artifacts``: the
+    paths are relative to the working folder, and Flask's ``send_file`` would read a relative
+    one against the package folder instead (every thumbnail a 500)."""
+    work = tmp_path / "work"
+    (work / "catalog").mkdir(parents=True)
+    for photo in garment_samples[:2]:
+        (work / "catalog" / photo.name).write_bytes(photo.read_bytes())
+    monkeypatch.chdir(work)
+    app = create_app(StudioConfig(catalog=(Path("catalog"),), artifacts=Path("artifacts"),
+                                  repository=Path("model_repository"), port=8765))
+    monkeypatch.chdir(tmp_path)  # the working folder may change later; the studio's may not
+    client = app.test_client()
+    for number in range(2):
+        thumb = _get(client, f"/thumb/{number}")
+        assert thumb.status_code == 200, thumb.get_data(as_text=True)[:300]
+        assert cv2.imdecode(np.frombuffer(thumb.data, np.uint8), cv2.IMREAD_COLOR).shape[2] == 3
+        image = _get(client, f"/image/{number}")
+        assert image.status_code == 200 and image.data == garment_samples[number].read_bytes()
+    assert len(list((work / "artifacts" / "studio" / "thumbs").glob("*.jpg"))) == 2
+    grid = _get(client, "/").get_data(as_text=True)
+    assert grid.count('src="/thumb/') == 2
