@@ -27,8 +27,16 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``fashiontag CMD: error: ...``, exit 2) instead of the usage
+    block; sub-commands inherit it (argparse builds subparsers with the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fashiontag", description="Fine-grained fashion attribute tagging on Triton.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except FashiontagError as exc:
         print(f"fashiontag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave cannot be read or written
+        if args.verbose:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fashiontag {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from fashiontag.artifacts import DEFAULT_ROOT
@@ -13,7 +15,58 @@ from fashiontag.protocol import ADMIN_KEY_HEADER
 ADMIN_KEY_ENV = "FASHIONTAG_ADMIN_KEY"
 
 __all__ = ["add_artifacts_flag", "add_server_flags", "server_config", "read_admin_key",
-           "ADMIN_KEY_ENV"]
+           "ADMIN_KEY_ENV", "Number", "NumberList", "POSITIVE_INT", "NON_NEGATIVE_INT",
+           "POSITIVE_FLOAT", "PORT"]
+
+
+@dataclass(frozen=True)
+class Number:
+    """argparse ``type=`` for a number within bounds: a bad value is refused while parsing
+    (exit 2, one line), before anything connects, loads or trains."""
+
+    kind: type = int  # int or float
+    minimum: float | None = None  # inclusive
+    maximum: float | None = None  # inclusive
+    above: float | None = None  # exclusive lower bound (e.g. a timeout > 0)
+
+    def describe(self) -> str:
+        what = "an integer" if self.kind is int else "a number"
+        bounds = [f">= {self.minimum:g}" if self.minimum is not None else "",
+                  f"> {self.above:g}" if self.above is not None else "",
+                  f"<= {self.maximum:g}" if self.maximum is not None else ""]
+        return " ".join([what, " and ".join(b for b in bounds if b)]).strip()
+
+    def __call__(self, text: str) -> int | float:
+        try:
+            value = self.kind(text)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or (self.kind is float and not math.isfinite(value)) or \
+                (self.minimum is not None and value < self.minimum) or \
+                (self.maximum is not None and value > self.maximum) or \
+                (self.above is not None and value <= self.above):
+            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class NumberList:
+    """argparse ``type=`` for a comma-separated list of numbers, each checked by ``item``."""
+
+    item: Number
+
+    def __call__(self, text: str) -> tuple:
+        parts = [p.strip() for p in text.split(",")]
+        if not parts or any(not p for p in parts):
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated values, each {self.item.describe()}, got {text!r}")
+        return tuple(self.item(p) for p in parts)
+
+
+POSITIVE_INT = Number(int, minimum=1)
+NON_NEGATIVE_INT = Number(int, minimum=0)
+POSITIVE_FLOAT = Number(float, above=0.0)
+PORT = Number(int, minimum=0, maximum=65535)
 
 
 def add_artifacts_flag(p: argparse.ArgumentParser) -> None:
@@ -26,9 +79,9 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
                    help="model repository (default: the checkout's model_repository/)")
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind; default loopback only (use 0.0.0.0 deliberately)")
-    p.add_argument("--grpc-port", type=int, default=8001, help="0 picks a free port")
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--grpc-port", type=PORT, default=8001, help="0 picks a free port")
+    p.add_argument("--http-port", type=PORT, default=8000)
+    p.add_argument("--metrics-port", type=PORT, default=8002)
     p.add_argument("--model-control", choices=["none", "explicit"], default="none",
                    help="'explicit' enables the model load/unload API, locked with the admin key "
                         f"(header {ADMIN_KEY_HEADER!r}) from --admin-key-file or "

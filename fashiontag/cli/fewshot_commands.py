@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fashiontag.cli._common import add_artifacts_flag, read_admin_key
+from fashiontag.cli._common import POSITIVE_INT, Number, add_artifacts_flag, read_admin_key
 from fashiontag.errors import FashiontagError
 
 
@@ -58,14 +58,15 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from fashiontag.artifacts import Artifacts
-    from fashiontag.fewshot.data import read_csv, write_csv
+    from fashiontag.fewshot.data import load_labelled
+    from fashiontag.labels import write_csv
 
-    source = Artifacts(args.artifacts).fewshot(args.name) / "labels.csv"
+    source = Artifacts(args.artifacts).fewshot_labels(args.name)
     if not source.exists():
         raise FashiontagError(f"no labels recorded for {args.name!r} (looked in {source})")
-    labelled = read_csv(source)
+    labelled = load_labelled(args.name, source)
     if args.out:
-        write_csv(labelled, args.out)
+        write_csv(labelled.items, args.out)
         print(f"{len(labelled.items)} labels of {args.name!r} written to {args.out}")
     else:
         print(source.read_text(), end="")
@@ -123,14 +124,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = fsub.add_parser("add", help="train + export + version (+ hot-load) a new attribute")
     p.add_argument("name", help="attribute name (a Python identifier, e.g. pattern)")
     p.add_argument("--images", type=Path, nargs="+", required=True,
-                   help="folder with one sub-folder per value, and/or CSV files of path,value")
+                   help="folder with one sub-folder per value, and/or label CSVs (path,value; "
+                        "or the rows of this attribute in path,attribute,value or "
+                        "image,attribute,value,unsure)")
     p.add_argument("--pool", type=Path, help="unlabelled images of the same kind: used for "
                    "feature centring and label propagation (semi-supervised)")
     p.add_argument("--views", default="original,flip",
                    help="augmented views per labelled image (comma-separated; also crop_centre, "
                         "crop_top_left, crop_top_right, crop_bottom_left, crop_bottom_right)")
-    p.add_argument("--min-per-value", type=int, default=8)
-    p.add_argument("--max-imbalance", type=float, default=3.0)
+    p.add_argument("--min-per-value", type=POSITIVE_INT, default=8)
+    p.add_argument("--max-imbalance", type=Number(float, minimum=1.0), default=3.0,
+                   help="largest value count / smallest value count allowed")
     p.add_argument("--force", action="store_true", help="train and serve despite the checks")
     p.add_argument("--description", default="")
     p.add_argument("--applies-to", default="", metavar="TYPE,TYPE",
@@ -143,7 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = fsub.add_parser("suggest", help="rank unlabelled images by uncertainty (label these next)")
     p.add_argument("name")
     p.add_argument("--pool", type=Path, required=True)
-    p.add_argument("--count", type=int, default=20)
+    p.add_argument("--count", type=POSITIVE_INT, default=20)
     p.add_argument("--method", choices=["entropy", "margin"], default="entropy")
     p.add_argument("--out", type=Path, help="CSV to fill in (path,value,...)")
     add_artifacts_flag(p)
@@ -164,6 +168,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_rollback)
 
     p = fsub.add_parser("activate", help="serve a given model version (e.g. roll forward)")
-    p.add_argument("version", type=int)
+    p.add_argument("version", type=POSITIVE_INT)
     _repository_flags(p)
     p.set_defaults(func=cmd_activate)

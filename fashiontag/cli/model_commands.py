@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 
 from fashiontag.artifacts import Artifacts
-from fashiontag.cli._common import add_artifacts_flag
+from fashiontag.cli._common import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    NumberList,
+    add_artifacts_flag,
+)
+from fashiontag.errors import FashiontagError
 
 
 def _train_config(args: argparse.Namespace):
@@ -94,6 +100,9 @@ def _export_tensorrt(args: argparse.Namespace) -> int:
     from fashiontag.export.tensorrt import build_engine
     from fashiontag.protocol import ATTRIBUTES_MODEL
 
+    if args.opt_batch > args.max_batch_size:
+        raise FashiontagError(f"--opt-batch {args.opt_batch} is above --max-batch-size "
+                              f"{args.max_batch_size}")
     precision = "fp16" if args.precision == "fp32" and not args.explicit_fp32 else args.precision
     source = args.onnx or Artifacts(args.artifacts).model()
     if precision == "int8" and args.onnx is None and precision_path(source, "int8").exists():
@@ -130,11 +139,13 @@ def cmd_build_repo(args: argparse.Namespace) -> int:
     if args.queue_delay_us is not None:
         kwargs["max_queue_delay_us"] = args.queue_delay_us
     if args.preferred_batch_sizes is not None:
-        kwargs["preferred_batch_sizes"] = tuple(
-            int(b) for b in args.preferred_batch_sizes.split(",") if b.strip())
+        kwargs["preferred_batch_sizes"] = args.preferred_batch_sizes
     platform = TORCH if gpu_torch else args.gpu_platform
-    settings = (gpu_torch_settings(**kwargs) if gpu_torch
-                else ServingSettings(target=args.target, gpu_platform=platform, **kwargs))
+    try:
+        settings = (gpu_torch_settings(**kwargs) if gpu_torch
+                    else ServingSettings(target=args.target, gpu_platform=platform, **kwargs))
+    except ValueError as exc:  # flags that are fine alone but not together (e.g. a preferred
+        raise FashiontagError(f"{exc} (--target {args.target})") from None  # batch > max)
     torch_weights = None
     if settings.uses_torch:
         backbone = artifacts.backbone if artifacts.backbone.exists() else None
@@ -180,10 +191,11 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=["fast", "full"], default="fast",
                    help="fast: what `make model` trains (minutes on 2 cores); full: the longer "
                         "schedule of `make train-full` (see README, model quality)")
-    p.add_argument("--epochs", type=int, help="fine-tuning epochs (default: the schedule's)")
-    p.add_argument("--views", type=int, help="cached views per training photo")
+    p.add_argument("--epochs", type=POSITIVE_INT,
+                   help="fine-tuning epochs (default: the schedule's)")
+    p.add_argument("--views", type=POSITIVE_INT, help="cached views per training photo")
     p.add_argument("--device", help="torch device for fine-tuning, e.g. cuda (default cpu)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--quick", action="store_true", help="tiny data; for smoke tests only")
 
 
@@ -202,16 +214,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tensorrt: build model_smXY.plan on this GPU (fp16 unless --precision)")
     p.add_argument("--check-runtime", choices=["onnxruntime", "openvino"],
                    default="onnxruntime", help="runtime the int8/fp16 check runs the file in")
-    p.add_argument("--check-images", type=int,
+    p.add_argument("--check-images", type=POSITIVE_INT,
                    help="real test photos for the check (default int8: every one)")
-    p.add_argument("--check-rendered", type=int, help="held-out rendered garments for the check")
-    p.add_argument("--calibration-images", type=int, default=384,
+    p.add_argument("--check-rendered", type=NON_NEGATIVE_INT,
+                   help="held-out rendered garments for the check")
+    p.add_argument("--calibration-images", type=POSITIVE_INT, default=384,
                    help="training images calibrating INT8 (2/3 real photos, 1/3 rendered)")
     p.add_argument("--onnx", type=Path, help="tensorrt: source ONNX (default: the export)")
     p.add_argument("--repository", type=Path,
                    help="tensorrt: write the engine into this model repository")
-    p.add_argument("--max-batch-size", type=int, default=64, help="tensorrt profile max")
-    p.add_argument("--opt-batch", type=int, default=32, help="tensorrt profile optimum")
+    p.add_argument("--max-batch-size", type=POSITIVE_INT, default=64,
+                   help="tensorrt profile max")
+    p.add_argument("--opt-batch", type=POSITIVE_INT, default=32, help="tensorrt profile optimum")
     p.add_argument("--explicit-fp32", action="store_true",
                    help="tensorrt: build an FP32 engine (default fp16 for --precision fp32)")
     p.set_defaults(func=cmd_export)
@@ -226,13 +240,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    default="onnxruntime",
                    help="runtime of the attribute model; torch = the network in PyTorch "
                         "(with --target gpu: FP16 on KIND_GPU instances of the pip tritonserver)")
-    p.add_argument("--threads", type=int, help="intra-op threads per attribute model instance")
-    p.add_argument("--instances", type=int, help="attribute model instances (per GPU on gpu)")
+    p.add_argument("--threads", type=POSITIVE_INT,
+                   help="intra-op threads per attribute model instance")
+    p.add_argument("--instances", type=POSITIVE_INT,
+                   help="attribute model instances (per GPU on gpu)")
     p.add_argument("--gpu-platform", choices=["onnxruntime_onnx", "tensorrt_plan", "torch"],
                    default="onnxruntime_onnx")
-    p.add_argument("--max-batch-size", type=int)
-    p.add_argument("--queue-delay-us", type=int, help="dynamic batcher's max queue delay")
-    p.add_argument("--preferred-batch-sizes", help="e.g. 64,128,256")
+    p.add_argument("--max-batch-size", type=POSITIVE_INT)
+    p.add_argument("--queue-delay-us", type=NON_NEGATIVE_INT,
+                   help="dynamic batcher's max queue delay")
+    p.add_argument("--preferred-batch-sizes", type=NumberList(POSITIVE_INT),
+                   help="e.g. 64,128,256 (each at most --max-batch-size)")
     p.add_argument("--heads", type=Path, help="torch runtime: heads file (default artifacts')")
     p.add_argument("--backbone", type=Path,
                    help="torch runtime: tuned backbone file (default artifacts')")

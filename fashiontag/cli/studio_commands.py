@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fashiontag.cli._common import add_artifacts_flag, read_admin_key
+from fashiontag.cli._common import PORT, add_artifacts_flag, read_admin_key
 
 
 def cmd_studio(args: argparse.Namespace) -> int:
@@ -49,6 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "$FASHIONTAG_ADMIN_KEY); it stays in this process, never in the page")
     p.add_argument("--repository", type=Path, help="model repository the server serves")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback)")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--port", type=PORT, default=8765, help="0 picks a free port")
     add_artifacts_flag(p)
     p.set_defaults(func=cmd_studio)

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from fashiontag.cli._common import NON_NEGATIVE_INT, POSITIVE_FLOAT, POSITIVE_INT
+from fashiontag.client.defaults import DECODE_MODES, DEFAULT_DECODE, DEFAULT_TIMEOUT_S
 from fashiontag.errors import FashiontagError
 
 
@@ -31,12 +33,12 @@ def _path(value: Path | None) -> str | None:
 
 
 def _settings(args: argparse.Namespace):
-    from fashiontag.tagging.runner import DEFAULT_DECODE, TagSettings
+    from fashiontag.tagging.runner import TagSettings
 
     if args.shared_memory and args.decode == "server":
         raise FashiontagError("--shared-memory sends decoded tiles: it cannot go with "
                               "--decode server")
-    decode = "client" if args.shared_memory else (args.decode or DEFAULT_DECODE)
+    decode = "client" if args.shared_memory else args.decode
     return TagSettings(urls=_urls(args.url), decode=decode, shared_memory=args.shared_memory,
                        concurrency=args.concurrency, retries=args.retries, timeout_s=args.timeout,
                        balance=args.balance.replace("-", "_"), load_threads=args.load_threads,
@@ -119,18 +121,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 127.0.0.1:8001)")
     p.add_argument("--balance", choices=["least-loaded", "round-robin"], default="least-loaded")
     p.add_argument("--engine", choices=["local", "ray"], default="local")
-    p.add_argument("--decode", choices=["client", "server"], default=None,
+    p.add_argument("--decode", choices=DECODE_MODES, default=DEFAULT_DECODE,
                    help="where JPEGs are decoded: here (uint8 tiles sent to the attribute model) "
-                        "or in the server's preprocess model; default: the faster one measured")
+                        "or in the server's preprocess model; default: "
+                        f"{DEFAULT_DECODE}, the one measured to cost less CPU per image")
     p.add_argument("--shared-memory", action="store_true",
                    help="decode here and pass tiles through Triton's system shared memory "
                         "(the server must run on this host; implies --decode client)")
-    p.add_argument("--concurrency", type=int, default=16, help="images in flight (per worker)")
-    p.add_argument("--load-threads", type=int, default=2, help="file read/decode threads")
-    p.add_argument("--retries", type=int, default=8,
+    p.add_argument("--concurrency", type=POSITIVE_INT, default=16,
+                   help="images in flight (per worker)")
+    p.add_argument("--load-threads", type=POSITIVE_INT, default=2,
+                   help="file read/decode threads")
+    p.add_argument("--retries", type=NON_NEGATIVE_INT, default=8,
                    help="retries per image when a server is unavailable/overloaded/timing out")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    p.add_argument("--outage-limit", type=int, default=64,
+    p.add_argument("--timeout", type=POSITIVE_FLOAT, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds per request (default {DEFAULT_TIMEOUT_S:g})")
+    p.add_argument("--outage-limit", type=POSITIVE_INT, default=64,
                    help="stop when this many images in a row failed because the server is "
                         "unavailable (they are not written; --resume tags them later)")
     p.add_argument("--tls-ca", type=Path, help="CA bundle (PEM) to verify the servers: "
@@ -150,9 +156,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "validated on real photos; left out by default)")
     p.add_argument("--strict", action="store_true", help="exit 1 if any image failed")
     ray = p.add_argument_group("--engine ray")
-    ray.add_argument("--workers", type=int, default=None,
+    ray.add_argument("--workers", type=POSITIVE_INT, default=None,
                      help="Ray actors calling the servers (default: one per URL, at least 2)")
-    ray.add_argument("--batch-size", type=int, default=64, help="images per Ray Data batch")
+    ray.add_argument("--batch-size", type=POSITIVE_INT, default=64,
+                     help="images per Ray Data batch")
     ray.add_argument("--ray-address", default=None,
                      help="cluster to join (e.g. 'auto' on a cluster node); default: "
                           "$RAY_ADDRESS, else a local Ray")

@@ -4,8 +4,10 @@
 Install with ``pip install 'fashiontag[client]'`` (tritonclient[grpc], numpy, opencv; no torch).
 """
 
+from fashiontag.client.defaults import DEFAULT_DECODE, DEFAULT_TIMEOUT_S
 from fashiontag.client.errors import (
     ClientError,
+    IncompatibleModelError,
     InvalidImageError,
     ModelNotReadyError,
     QueueFullError,
@@ -26,4 +28,5 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 __all__ = ["TagClient", "AsyncTagClient", "ClientOptions", "AttributeSet", "AttributeValue",
            "TagResult", "decode_probabilities", "ClientError", "InvalidImageError",
-           "ModelNotReadyError", "QueueFullError", "RequestTimeoutError", "ServerUnavailableError"]
+           "ModelNotReadyError", "QueueFullError", "RequestTimeoutError", "ServerUnavailableError",
+           "IncompatibleModelError", "DEFAULT_DECODE", "DEFAULT_TIMEOUT_S"]

@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from fashiontag.client.errors import ClientError, InvalidImageError, ModelNotReadyError, translate
+from fashiontag.client.defaults import DECODE_MODES, DEFAULT_DECODE, DEFAULT_TIMEOUT_S
+from fashiontag.client.errors import (
+    ClientError,
+    IncompatibleModelError,
+    InvalidImageError,
+    ModelNotReadyError,
+    UnknownTaxonomyError,
+    translate,
+)
 from fashiontag.client.results import AttributeSet, TagResult, decode_probabilities
 from fashiontag.errors import ImageDecodeError
 from fashiontag.images import (
@@ -49,10 +57,6 @@ __all__ = ["ClientOptions", "ImageItem", "Preparer", "item_id", "normalise_item"
            "pixel_inputs", "preparer_from_config", "taxonomy_from_config", "to_result",
            "DECODE_MODES", "TaxonomyBook", "UnknownTaxonomyError", "taxonomy_source"]
 
-#: Where JPEG/PNG decoding happens: "server" sends encoded bytes to the ensemble, "client"
-#: decodes + letterboxes here and sends uint8 tiles straight to the attribute model.
-DECODE_MODES = ("server", "client")
-
 # gRPC's default reconnect back-off grows to 120 s; a restarted server should be found in ~1 s.
 _RECONNECT_ARGS = [("grpc.initial_reconnect_backoff_ms", 250),
                    ("grpc.min_reconnect_backoff_ms", 250),
@@ -69,12 +73,12 @@ class ClientOptions:
 
     url: str | Sequence[str] = "127.0.0.1:8001"
     model: str = ENSEMBLE_MODEL  # takes encoded images (decode="server")
-    timeout_s: float = 30.0  # per request, enforced by the client
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per request, enforced by the client
     ssl: bool = False
     root_certificates: str | None = None  # CA bundle (PEM path) to verify the server
     private_key: str | None = None  # client key (PEM path), for mutual TLS
     certificate_chain: str | None = None  # client certificate (PEM path), for mutual TLS
-    decode: str = "server"  # see DECODE_MODES
+    decode: str = DEFAULT_DECODE  # see DECODE_MODES
     pixels_model: str = ATTRIBUTES_MODEL  # takes uint8 tiles (decode="client")
     balance: str = "least_loaded"
     # also report attributes the taxonomy marks experimental (never validated on real photos)
@@ -192,7 +196,7 @@ class Preparer:
     report them per item without asking the server.
     """
 
-    decode: str = "server"
+    decode: str = DEFAULT_DECODE
     spec: PreprocessSpec = DEFAULT_SPEC
     limits: DecodeLimits = DEFAULT_LIMITS
 
@@ -222,8 +226,9 @@ def preparer_from_config(decode: str, config: dict | None) -> Preparer:
     makes exactly the tiles the server would make."""
     if config is None:
         if decode == "client":
-            raise ModelNotReadyError("client-side decoding needs the server's preprocessing spec "
-                                     "(the preprocess model's config) and could not read it")
+            raise IncompatibleModelError(
+                "client-side decoding needs the server's preprocessing spec (the preprocess "
+                "model's config) and could not read it; try decode='server'")
         return Preparer(decode)
     params = config.get("config", config).get("parameters", {})
     try:
@@ -231,8 +236,8 @@ def preparer_from_config(decode: str, config: dict | None) -> Preparer:
         limits_text = params.get(LIMITS_PARAMETER, {}).get("string_value", "{}")
         limits = DecodeLimits(**json.loads(limits_text))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelNotReadyError(f"unreadable preprocessing spec in the server's config: {exc}"
-                                 ) from None
+        raise IncompatibleModelError(
+            f"unreadable preprocessing spec in the server's config: {exc}") from None
     return Preparer(decode, spec, limits)
 
 
@@ -257,16 +262,13 @@ def taxonomy_from_config(config: dict, model: str) -> Taxonomy:
     """Read the taxonomy the server's model config carries (generated from the ONNX metadata)."""
     text = _parameter(config, TAXONOMY_PARAMETER)
     if not text:
-        raise ModelNotReadyError(f"model {model!r} has no {TAXONOMY_PARAMETER!r} parameter: "
-                                 "it is not a fashiontag model")
+        raise IncompatibleModelError(f"model {model!r} has no {TAXONOMY_PARAMETER!r} "
+                                     "parameter: it is not a fashiontag model")
     try:
         return Taxonomy.from_json(text)
     except TaxonomyError as exc:
-        raise ModelNotReadyError(f"model {model!r} carries an unreadable taxonomy: {exc}") from None
-
-
-class UnknownTaxonomyError(ModelNotReadyError):
-    """A response came from a model version whose taxonomy this client has not read (yet)."""
+        raise IncompatibleModelError(f"model {model!r} carries an unreadable taxonomy: {exc}"
+                                     ) from None
 
 
 class TaxonomyBook:
@@ -289,8 +291,8 @@ class TaxonomyBook:
             try:
                 known += [Taxonomy.from_dict(t) for t in json.loads(history)]
             except (TaxonomyError, ValueError, KeyError, TypeError) as exc:
-                raise ModelNotReadyError(f"model {model!r} carries unreadable taxonomies: "
-                                         f"{exc}") from None
+                raise IncompatibleModelError(f"model {model!r} carries unreadable taxonomies: "
+                                             f"{exc}") from None
         for taxonomy in known:
             self.by_id[taxonomy.id] = taxonomy
         outputs = model_config.get("config", model_config).get("output", [])
@@ -344,8 +346,11 @@ def to_result(item_id: str, result, error: Exception | None,
     try:
         attributes = decode(result)[0]
     except (ValueError, ClientError) as exc:
-        return TagResult(item_id, error=str(exc), error_type="ModelNotReadyError",
-                         latency_ms=latency)
+        # a permanent error keeps its own type (written as failed); a response the client
+        # could not decode yet (e.g. mid hot reload) stays a retryable ModelNotReadyError
+        kind = type(exc).__name__ if isinstance(exc, ClientError) and not exc.retryable \
+            else ModelNotReadyError.__name__
+        return TagResult(item_id, error=str(exc), error_type=kind, latency_ms=latency)
     name, version = model_identity(result)
     return TagResult(item_id, attributes=attributes, model=name, model_version=version,
                      latency_ms=latency)

@@ -9,7 +9,8 @@ from fashiontag.errors import FashiontagError
 from fashiontag.protocol import SHED_MESSAGES
 
 __all__ = ["ClientError", "InvalidImageError", "ServerUnavailableError", "RequestTimeoutError",
-           "ModelNotReadyError", "QueueFullError", "translate", "RETRYABLE_ERROR_TYPES"]
+           "ModelNotReadyError", "UnknownTaxonomyError", "IncompatibleModelError",
+           "QueueFullError", "translate", "RETRYABLE_ERROR_TYPES"]
 
 
 class ClientError(FashiontagError):
@@ -43,9 +44,19 @@ class RequestTimeoutError(ClientError):
 
 
 class ModelNotReadyError(ClientError):
-    """The model is not loaded (yet), or its configuration is not what this client expects."""
+    """The model is not loaded (yet), or answered with a version this client has not read."""
 
     retryable = True
+
+
+class UnknownTaxonomyError(ModelNotReadyError):
+    """A response came from a model version whose taxonomy this client has not read (yet)."""
+
+
+class IncompatibleModelError(ClientError):
+    """The served model is not one this client can use (not a fashiontag model, an unreadable
+    taxonomy or preprocessing spec): the server's configuration, not its state, so retrying
+    cannot help."""
 
 
 #: ``TagResult.error_type`` names of failures that are the server's state, not the image's

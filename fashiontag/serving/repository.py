@@ -120,11 +120,12 @@ class ServingSettings:
     preprocess_instances: int = 2
     # Overload sheds load instead of queueing without bound: beyond this many queued requests a
     # model answers UNAVAILABLE at once (clients back off and retry: QueueFullError). 256 queued
-    # images are ~2.5 s of work on 2 cores, well inside the client's default 30 s deadline.
+    # images are ~2.5 s of work on 2 cores, well inside the client's default 60 s deadline.
     max_queue_size: int = 256
     # A request queued this long is rejected (UNAVAILABLE "Request timeout expired"; the client
-    # retries it as a timeout) instead of holding a queue slot until the client's own 30 s
-    # deadline has passed and its answer is thrown away. 0 = no queue timeout.
+    # retries it as a timeout) instead of holding a queue slot until the client's own deadline
+    # (DEFAULT_TIMEOUT_S in fashiontag.client.defaults, above two queued stages of this) has
+    # passed and its answer is thrown away. 0 = no queue timeout.
     queue_timeout_us: int = 15_000_000
     gpu_platform: str = "onnxruntime_onnx"  # or "tensorrt_plan" or "torch" (pip tritonserver)
     gpu_instances: int = 2

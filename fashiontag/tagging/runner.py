@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fashiontag.client.defaults import DEFAULT_DECODE, DEFAULT_TIMEOUT_S
 from fashiontag.client.errors import RETRYABLE_ERROR_TYPES
 from fashiontag.client.results import TagResult
 from fashiontag.errors import FashiontagError
@@ -22,13 +23,6 @@ from fashiontag.tagging.stats import RunStats
 __all__ = ["TagSettings", "DEFAULT_DECODE", "tag_catalog", "record_for", "write_result",
            "count_skips", "OutageBreaker", "ServerOutageError"]
 
-#: Where images are decoded by default. Measured side by side on this 2-core machine with
-#: benchmarks/tagging_throughput.py (see README, "Catalog tagging"): decoding in the client and
-#: sending uint8 tiles to the attribute model was faster than sending JPEG bytes to the ensemble
-#: (it saves the python-backend preprocess hop per request).
-DEFAULT_DECODE = "client"
-
-
 @dataclass(frozen=True)
 class TagSettings:
     """How a catalog run talks to the servers; plain values, so Ray can ship it to workers."""
@@ -39,7 +33,7 @@ class TagSettings:
     retries: int = 8
     backoff_s: float = 0.25
     max_backoff_s: float = 8.0
-    timeout_s: float = 60.0  # per request
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per request
     balance: str = "least_loaded"
     load_threads: int = 2  # file reading (+ decoding with decode="client") per client
     outage_limit: int = 64  # deferred images in a row that stop the run (server down)

@@ -72,5 +72,6 @@ def server(repository, tmp_path_factory):
 def client(server):
     from fashiontag.client import TagClient
 
-    with TagClient(server.grpc_url, timeout_s=60) as c:
+    # decode="server": these tests exercise the server's own decoding (bad inputs, limits)
+    with TagClient(server.grpc_url, decode="server", timeout_s=60) as c:
         yield c

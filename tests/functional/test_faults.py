@@ -50,7 +50,9 @@ def test_killed_stub_is_healed_and_retrying_clients_complete(repository, sample_
     # the request that was inside the killed stub never ends, so a graceful stop would wait
     # for the whole exit timeout: keep it short here
     config = free_port_config(repository, model_control=model_control, exit_timeout_s=3)
-    with TritonServer(config) as server, TagClient(server.grpc_url, timeout_s=30) as client:
+    # decode="server": the requests pass through the preprocess stub being killed
+    with TritonServer(config) as server, \
+            TagClient(server.grpc_url, decode="server", timeout_s=30) as client:
         expected = client.tag(image).vector
         _kill_stub(server, model)
         results = [_tag_with_retries(client, image) for _ in range(5)]
@@ -66,7 +68,8 @@ def test_a_server_that_exits_on_its_own_is_started_again_and_retrying_clients_co
         repository, sample_photos):
     image = sample_photos[0].read_bytes()
     config = free_port_config(repository, exit_timeout_s=3)
-    with TritonServer(config) as server, TagClient(server.grpc_url, timeout_s=30) as client:
+    with TritonServer(config) as server, \
+            TagClient(server.grpc_url, decode="server", timeout_s=30) as client:
         expected = client.tag(image).vector
         first_pid = server.process.pid
         os.kill(first_pid, signal.SIGKILL)  # what the OOM killer does

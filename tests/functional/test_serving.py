@@ -66,7 +66,7 @@ def test_served_probabilities_match_the_served_model_run_in_process(client, serv
 
 def test_asyncio_client_gives_the_same_answers(server, client, sample_photos):
     async def run():
-        async with AsyncTagClient(server.grpc_url) as aio:
+        async with AsyncTagClient(server.grpc_url, decode="server") as aio:  # as `client`
             single = await aio.tag(sample_photos[0].read_bytes())
             many = [r async for r in aio.tag_many(sample_photos, concurrency=4)]
         return single, many

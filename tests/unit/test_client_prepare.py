@@ -21,7 +21,7 @@ def test_several_urls_can_be_given_as_a_list_or_comma_separated():
 
 
 def test_decode_mode_picks_the_model_requests_go_to():
-    assert ClientOptions().served_model == ENSEMBLE_MODEL
+    assert ClientOptions(decode="server").served_model == ENSEMBLE_MODEL
     assert ClientOptions(decode="client").served_model == ATTRIBUTES_MODEL
     with pytest.raises(ValueError, match="decode"):
         ClientOptions(decode="gpu")

@@ -28,6 +28,17 @@ def test_defaults_decode_where_it_was_measured_faster_and_balance_by_load():
     assert args.engine == "local" and args.format == "jsonl"
 
 
+def test_the_cli_the_runner_and_both_clients_share_one_default_per_concept():
+    from fashiontag.client import DEFAULT_TIMEOUT_S, ClientOptions
+    from fashiontag.tagging.runner import TagSettings
+
+    args = build_parser().parse_args(["tag", "catalog/"])
+    options, settings = ClientOptions(), TagSettings()  # what TagClient/AsyncTagClient use
+    assert args.decode == settings.decode == options.decode == DEFAULT_DECODE == "client"
+    assert args.timeout == settings.timeout_s == options.timeout_s == DEFAULT_TIMEOUT_S
+    assert _settings(args).client_options() == ClientOptions(url=("127.0.0.1:8001",))
+
+
 def test_resume_and_overwrite_exclude_each_other():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["tag", "c/", "--out", "t.jsonl", "--resume", "--overwrite"])
