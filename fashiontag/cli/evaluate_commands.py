@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from fashiontag.artifacts import Artifacts
-from fashiontag.cli._common import add_artifacts_flag
+from fashiontag.cli._common import POSITIVE_INT, add_artifacts_flag
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score a running server (gRPC) instead of a model file in-process")
     p.add_argument("--model", type=Path, help="exported ONNX (default: the artifacts' FP32)")
     p.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime")
-    p.add_argument("--limit", type=int, help="score only the first N images")
+    p.add_argument("--limit", type=POSITIVE_INT, help="score only the first N images")
     p.add_argument("--json", type=Path, help="also write the scores as JSON here")
     add_artifacts_flag(p)
     p.set_defaults(func=cmd_evaluate)
