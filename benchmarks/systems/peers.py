@@ -2,7 +2,7 @@
 
 Both run in ``.venv-peers`` (their dependencies clash with the main venv's protobuf/onnx), are
 started as child processes on loopback ports and stopped by PID (every process of their tree).
-What it took to run them fairly is in /work/shared/reference/peer-servers.md and README.md here.
+What it took to run them fairly: benchmarks/README.md ("What is compared, and how it is kept fair").
 """
 
 from __future__ import annotations

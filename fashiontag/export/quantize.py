@@ -1,7 +1,7 @@
 """Reduced-precision variants of the exported FP32 model: INT8 (QDQ static) for CPU, FP16 for GPU.
 
-INT8 recipe, picked from measurements on this project's CPUs (../shared cpu-runtimes facts and
-benchmarks/runtimes.py): onnxruntime static quantization in QDQ format, per-channel INT8 weights,
+INT8 recipe, picked from measurements on this project's CPUs (benchmarks/runtimes.py; the
+results in docs/serving.md and benchmarks/README.md): onnxruntime static quantization in QDQ format, per-channel INT8 weights,
 *uint8* activations (int8 activations ran no faster than FP32 on VNNI), no ``reduce_range``
 (it lost accuracy and gained nothing), MinMax ranges calibrated on real training images. The
 uint8 NHWC input and the in-graph normalisation stay as they are (the graph's first ops are left

@@ -73,7 +73,7 @@ VARIABLE = -1  # Triton's "any size" dimension
 #: per target, see ``ServingSettings.max_batch_size``
 DEFAULT_MAX_BATCH = {"cpu": 16, "gpu": 64}
 #: The torch runtime on a GPU, as measured with a Lite0-shaped network on an H200 behind the pip
-#: tritonserver (../shared/reference/triton-on-gpu-pip.md, 2026-11-30): 2 instances, batches up
+#: tritonserver (docs/deployment-gpu.md, 2026-11-30): 2 instances, batches up
 #: to 256 preferring 64/128/256, 2 ms queue delay: 12.7k images/s served, p99 29 ms. To be
 #: re-tuned with the real model by benchmarks/gpu_check.py. Applied by :func:`gpu_torch_settings`.
 GPU_TORCH_DEFAULTS = {"max_batch_size": 256, "preferred_batch_sizes": (64, 128, 256),

@@ -1,6 +1,6 @@
 """Start, watch and stop the real ``tritonserver`` binary shipped in the ``nvidia-pytriton`` wheel.
 
-What it takes on a CPU machine (see docs/triton-on-cpu in the README):
+What it takes on a CPU machine (docs/serving.md, "Triton on a CPU machine"):
 - the wheel's ``tritonserver`` tree is copied once to a writable cache folder, with the python
   backend stub for this interpreter's version put into ``backends/python/``;
 - ``LD_LIBRARY_PATH`` starts with this interpreter's own lib folder (else the stub can pair the
