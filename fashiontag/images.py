@@ -8,7 +8,8 @@ model graph, so what crosses process boundaries is a compact ``uint8`` RGB ``[22
 Decoding is guarded: the header is read first and files that are too large in bytes or pixels
 are refused before a single pixel is decoded (decompression bombs), and large JPEGs are decoded at
 reduced resolution (libjpeg's DCT scaling), which is several times faster than decoding full size
-and then shrinking.
+and then shrinking. Every format's EXIF orientation is applied after decoding
+(:mod:`fashiontag.exif`), so a rotated phone photo is upright whatever it was saved as.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fashiontag.errors import ImageDecodeError
+from fashiontag.exif import apply_orientation, orientation, tiff_as_stored
 from fashiontag.spec import DEFAULT_SPEC, ONNX_METADATA_KEY, PreprocessSpec
 
 __all__ = [
@@ -54,10 +56,14 @@ class DecodeLimits:
 
 @dataclass(frozen=True)
 class ImageHeader:
+    """What :func:`probe` read; ``orientation`` (EXIF 0x0112, 1-8) is still to be applied to the
+    decoded pixels."""
+
     format: str
     width: int
     height: int
     mode: str
+    orientation: int = 1
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -99,7 +105,7 @@ def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
             f"image is {w}x{h} = {w * h} pixels, above the limit of {limits.max_pixels} pixels "
             f"or {limits.max_side} per side; refused before decoding"
         )
-    return header
+    return ImageHeader(header.format, w, h, header.mode, orientation(data))
 
 
 def reduced_decode_factor(height: int, width: int, target: int = DEFAULT_SPEC.size) -> int:
@@ -135,9 +141,10 @@ def _to_rgb8(img: np.ndarray) -> np.ndarray:
 
 def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, target: int = DEFAULT_SPEC.size
            ) -> np.ndarray:
-    """Decode to ``uint8`` RGB ``[H, W, 3]``, at reduced resolution where the JPEG allows it."""
+    """Decode to upright ``uint8`` RGB ``[H, W, 3]``, at reduced resolution where the JPEG
+    allows it. The decoders' own orientation handling is off (OpenCV's applies to some formats
+    and some flags only, nvJPEG's to none): the EXIF tag is applied here, for every format."""
     header = probe(data, limits)
-    buf = np.frombuffer(data, dtype=np.uint8)
     if header.format == "JPEG":
         # libjpeg fills a truncated image with grey and reports success; the end-of-image marker
         # (FF D9, which byte stuffing keeps out of entropy-coded data) tells truncation apart.
@@ -146,9 +153,11 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, target: int = DEF
                 f"truncated JPEG ({len(data)} bytes, {header.width}x{header.height}): "
                 "no end-of-image marker"
             )
-        img = cv2.imdecode(buf, _reduced_jpeg_flag(header, target))
-    else:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        flags = _reduced_jpeg_flag(header, target) | cv2.IMREAD_IGNORE_ORIENTATION
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    else:  # keeps alpha and 16 bits; ignores orientation, except libtiff's: neutralise the tag
+        data = tiff_as_stored(data) if header.format == "TIFF" else data
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         img = _decode_with_pillow(data)
     if img is None or img.size == 0:
@@ -156,7 +165,7 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, target: int = DEF
             f"could not decode {header.format} image {header.width}x{header.height} "
             f"({len(data)} bytes): truncated or corrupt data"
         )
-    return _to_rgb8(img)
+    return np.ascontiguousarray(apply_orientation(_to_rgb8(img), header.orientation))
 
 
 def _decode_with_pillow(data: bytes) -> np.ndarray | None:

@@ -10,7 +10,9 @@ full-resolution image where libjpeg's reduced DCT decode of a large JPEG halves 
 
 Only what nvJPEG decodes goes there (baseline and progressive JPEG); every input still passes
 :func:`fashiontag.images.probe` first (the bomb guard: size, dimensions, pixel count) and anything
-else, or a JPEG the device refuses, takes the CPU decode with its per-image errors.
+else, or a JPEG the device refuses, takes the CPU decode with its per-image errors. nvJPEG ignores
+EXIF orientation; the tag the probe read (:mod:`fashiontag.exif`) turns each decoded tensor
+upright on the device, as the CPU path turns its arrays, before the letterbox.
 """
 
 from __future__ import annotations
@@ -19,7 +21,23 @@ from collections.abc import Sequence
 
 from fashiontag.spec import DEFAULT_SPEC, PreprocessSpec
 
-__all__ = ["letterbox_tensors", "area_weights", "decode_on_device"]
+__all__ = ["letterbox_tensors", "area_weights", "decode_on_device", "orient_tensor"]
+
+
+def orient_tensor(image, value: int):
+    """Stored ``[..., H, W]`` tensor → upright for EXIF orientation ``value``, on its device:
+    the same flips and transposes as :func:`fashiontag.exif.apply_orientation` (1 and unknown
+    values return the input)."""
+    if value in (5, 6, 7, 8):
+        image = image.transpose(-2, -1)  # now out[i, j] = stored[j, i]
+        value = {5: 1, 6: 2, 7: 3, 8: 4}[value]
+    if value == 2:
+        image = image.flip(-1)
+    elif value == 3:
+        image = image.flip(-2, -1)
+    elif value == 4:
+        image = image.flip(-2)
+    return image.contiguous()
 
 
 def area_weights(src: int, dst: int, device=None):
@@ -92,8 +110,9 @@ def letterbox_tensors(images: Sequence, spec: PreprocessSpec = DEFAULT_SPEC, dev
 
 def decode_on_device(blobs: Sequence[bytes], device, limits=None) -> tuple[list, list[str | None]]:
     """Decode JPEGs on ``device`` (nvJPEG, one batched call); returns ``(images, errors)``: an
-    ``uint8 [3, H, W]`` tensor per input, or None with the reason where it failed the bomb guard
-    or the device decode (the caller sends those to the CPU path or reports them)."""
+    upright (EXIF-oriented) ``uint8 [3, H, W]`` tensor per input, or None with the reason where
+    it failed the bomb guard or the device decode (the caller sends those to the CPU path or
+    reports them)."""
     import torch
 
     from fashiontag.errors import ImageDecodeError
@@ -103,6 +122,7 @@ def decode_on_device(blobs: Sequence[bytes], device, limits=None) -> tuple[list,
     images: list = [None] * len(blobs)
     errors: list[str | None] = [None] * len(blobs)
     jpegs = []
+    orientations = [1] * len(blobs)
     for index, blob in enumerate(blobs):
         try:
             header = probe(blob, limits)  # refuses bombs before any decode
@@ -111,6 +131,7 @@ def decode_on_device(blobs: Sequence[bytes], device, limits=None) -> tuple[list,
             continue
         if header.format == "JPEG" and header.mode in ("RGB", "L", "YCbCr"):
             jpegs.append(index)
+            orientations[index] = header.orientation
         else:
             errors[index] = f"{header.format}/{header.mode}: decoded on the CPU"
     if not jpegs:
@@ -134,5 +155,5 @@ def decode_on_device(blobs: Sequence[bytes], device, limits=None) -> tuple[list,
         if image is None:
             errors[index] = f"device JPEG decode failed: {reason}"
         else:
-            images[index] = image
+            images[index] = orient_tensor(image, orientations[index])
     return images, errors
