@@ -190,7 +190,7 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
                    help="real photo folder (labels.csv + images/; default: `make data`'s)")
     p.add_argument("--schedule", choices=["fast", "full"], default="fast",
                    help="fast: what `make model` trains (minutes on 2 cores); full: the longer "
-                        "schedule of `make train-full` (see README, model quality)")
+                        "schedule of `make train-full` (see docs/model-quality.md)")
     p.add_argument("--epochs", type=POSITIVE_INT,
                    help="fine-tuning epochs (default: the schedule's)")
     p.add_argument("--views", type=POSITIVE_INT, help="cached views per training photo")

@@ -1,12 +1,13 @@
 """Reduced-precision variants of the exported FP32 model: INT8 (QDQ static) for CPU, FP16 for GPU.
 
-INT8 recipe, picked from measurements on this project's CPUs (benchmarks/runtimes.py; the
-results in docs/serving.md and benchmarks/README.md): onnxruntime static quantization in QDQ format, per-channel INT8 weights,
-*uint8* activations (int8 activations ran no faster than FP32 on VNNI), no ``reduce_range``
-(it lost accuracy and gained nothing), MinMax ranges calibrated on real training images. The
-uint8 NHWC input and the in-graph normalisation stay as they are (the graph's first ops are left
-in FP32), and the attribute heads (Gemm → Softmax → Concat, ~1.5 % of the compute) stay FP32:
-quantizing them would cost accuracy on low-margin attributes for no measurable speed.
+INT8 recipe, picked from measurements on this project's CPUs (benchmarks/runtimes.py; results in
+docs/serving.md and benchmarks/README.md): onnxruntime static quantization in QDQ format,
+per-channel INT8 weights, *uint8* activations (int8 activations ran no faster than FP32 on VNNI),
+no ``reduce_range`` (it lost accuracy and gained nothing), MinMax ranges calibrated on real
+training images. The uint8 NHWC input and the in-graph normalisation stay as they are (the graph's
+first ops are left in FP32), and the attribute heads (Gemm → Softmax → Concat, ~1.5 % of the
+compute) stay FP32: quantizing them would cost accuracy on low-margin attributes for no measurable
+speed.
 
 The QDQ file is an ordinary ONNX file: onnxruntime runs it with its INT8 kernels and OpenVINO
 reads it as a low-precision graph (:mod:`fashiontag.runtimes`).

@@ -7,7 +7,7 @@ and one linear head per task see one randomly chosen view of every image. Tasks 
 weak labels that garment types carry (T-Shirt → short sleeves, Pants → full length); an image
 counts for a task only where it has a label (-1 elsewhere).
 
-Recipe (measured on a sender-disjoint split, see README "Model quality"): AdamW, one-cycle
+Recipe (measured on a sender-disjoint split, see docs/model-quality.md): AdamW, one-cycle
 schedule, heads at 3x the tail's learning rate, label smoothing, square-root inverse-frequency
 class weights, stochastic depth as the pretrained network had it. ``device="cuda"`` trains the
 same way on a GPU.

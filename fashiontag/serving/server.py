@@ -201,7 +201,8 @@ class TritonServer:
         """Explicit mode loads every model at start and locks the repository API with the key.
 
         Triton only accepts the key on its command line, so it is visible to local users through
-        /proc; run the server in its own container or user where that matters (see README).
+        /proc; run the server in its own container or user where that matters
+        (docs/reliability-and-security.md, "Locked-down defaults").
         """
         c = self.config
         if c.model_control != "explicit":
