@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
+import types
 import zlib
 
 import cv2
@@ -206,6 +208,39 @@ def test_the_device_path_gives_the_upright_tile(photos):
     upright_tile = letterbox_tensors([torch.from_numpy(upright).permute(2, 0, 1)], jpeg=False)
     for tile in letterbox_tensors(lossless, jpeg=False):
         np.testing.assert_array_equal(tile.numpy(), upright_tile[0].numpy())
+
+
+def _libjpeg_as_nvjpeg():
+    """A ``torchvision.io`` whose ``decode_jpeg`` gives what nvJPEG gives (full size, RGB, the
+    stored pixels: no EXIF turn), decoded by libjpeg, so that :func:`decode_on_device` itself
+    runs where torchvision is not installed."""
+    def decode_jpeg(data, mode=None, device=None):
+        if isinstance(data, list):
+            return [decode_jpeg(tensor, mode, device) for tensor in data]
+        bgr = cv2.imdecode(data.numpy(), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).to(device)
+
+    module = types.ModuleType("torchvision.io")
+    module.ImageReadMode = types.SimpleNamespace(RGB="RGB")
+    module.decode_jpeg = decode_jpeg
+    return module
+
+
+def test_decode_on_device_turns_each_decoded_jpeg_by_its_tag(photos, monkeypatch):
+    from fashiontag.serving.torch_images import decode_on_device
+
+    io_module = _libjpeg_as_nvjpeg()
+    monkeypatch.setitem(sys.modules, "torchvision", types.ModuleType("torchvision"))
+    monkeypatch.setitem(sys.modules, "torchvision.io", io_module)
+    upright = photos["portrait"]
+    blobs = [_tagged(upright, value, "JPEG", quality=95) for value in ORIENTATIONS]
+    blobs.append(_tagged(upright, 6, "PNG"))  # not for nvJPEG: the CPU path turns it
+    images, errors = decode_on_device(blobs, "cpu")
+    assert errors[:-1] == [None] * len(ORIENTATIONS) and errors[-1] == "PNG/RGB: decoded on the CPU"
+    tiles = letterbox_tensors(images[:-1]).numpy().astype(int)
+    cpu = np.stack([preprocess_bytes(b) for b in blobs[:-1]]).astype(int)
+    diff = np.abs(tiles - cpu)
+    assert diff.max() <= 1 and diff.mean() < 0.01
 
 
 def test_decode_on_device_turns_what_it_decodes(photos):
