@@ -36,12 +36,12 @@ import numpy as np  # noqa: E402
 import tritonclient.grpc as triton_grpc  # noqa: E402
 
 from fashiontag.artifacts import SAMPLES_DIR, checkout_artifacts  # noqa: E402
+from fashiontag.labels import image_files  # noqa: E402
 from fashiontag.protocol import is_shed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = checkout_artifacts()
 ENSEMBLE_MODEL, IMAGE, PROBABILITIES = "fashiontag", "IMAGE", "PROBABILITIES"  # fashiontag.protocol
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 @events.quit.add_listener
@@ -94,7 +94,7 @@ def load_images(folder: str, limit: int) -> list[bytes]:
     candidates = [Path(folder)] if folder else sorted(
         ARTIFACTS.bench_catalog.glob("*")) + [SAMPLES_DIR / "photos"]
     for path in candidates:
-        files = sorted(p for p in path.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(path, recursive=False) if path.is_dir() else []
         if files:
             return [p.read_bytes() for p in files[:limit]]
     raise locust.exception.StopUser(f"no images found in {folder or candidates}")

@@ -97,6 +97,30 @@ class Artifacts:
         """Labels, report and suggestions of one few-shot attribute."""
         return self.fewshot_root / name
 
+    def fewshot_labels(self, name: str) -> Path:
+        """The labels a few-shot attribute was trained on (``path,value``; refitted from them
+        when the backbone changes)."""
+        return self.fewshot(name) / "labels.csv"
+
+    @property
+    def studio(self) -> Path:
+        """What people decide in ``fashiontag studio``: attribute definitions, labels, thumbs."""
+        return self.root / "studio"
+
+    @property
+    def studio_attributes(self) -> Path:
+        """The attributes defined in the studio (names, values, garment types)."""
+        return self.studio / "attributes.json"
+
+    @property
+    def studio_labels(self) -> Path:
+        return self.studio / "labels"
+
+    def studio_label_file(self, attribute: str) -> Path:
+        """The studio's ``path,value`` labels of one attribute (corrections of served tags
+        too, which training reads for the next model)."""
+        return self.studio_labels / f"{attribute}.csv"
+
     @property
     def fewshot_history(self) -> Path:
         """Heads files replaced by few-shot additions, newest last."""

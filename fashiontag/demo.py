@@ -13,17 +13,16 @@ from pathlib import Path
 
 from fashiontag.artifacts import SAMPLES_DIR
 from fashiontag.client import TagClient, TagResult
+from fashiontag.labels import image_files
 from fashiontag.serving.run import stop_on_signals, wait_for_signal
 from fashiontag.serving.server import ServerConfig, TritonServer
 from fashiontag.taxonomy import CATEGORY_NAME, DEFAULT_TAXONOMY
 
 __all__ = ["run_demo", "sample_files"]
 
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-
 
 def sample_files(samples: Path) -> list[Path]:
-    return sorted(p for p in samples.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES)
+    return image_files(samples)
 
 
 def _expected_category(path: Path) -> str | None:

@@ -4,13 +4,11 @@ Predictions go through the same decoding a customer's records do (hierarchy incl
 attribute the predicted garment type rules out counts as a miss when the photo has a label for
 it), either from a running server (gRPC) or from an exported model file in-process.
 
-Labelled sources:
-
-* a folder with one sub-folder per garment type (``T-Shirt/``, ``Pants/`` ...; merged labels
-  such as ``Blouse`` count as the type they were merged into);
-* a CSV of ``path,attribute,value`` rows (several rows per image allowed; relative paths start
-  at the CSV's folder);
-* a split of the clothing photos (``clothing:test``): photographers the model never saw.
+Labelled sources: whatever :func:`fashiontag.labels.read_labels` reads (a folder of value
+folders is one sub-folder per garment type here: ``T-Shirt/``, ``Pants/`` ...; merged labels such
+as ``Blouse`` count as the type they were merged into; a ``path,value`` CSV such as a studio
+export scores the attribute it is named after), or a split of the clothing photos
+(``clothing:test``): photographers the model never saw.
 
 Garment types also score sleeve and pant length the way a catalog team checks them: a T-Shirt
 or Polo must get a short sleeve value, a Longsleeve or Hoodie a long one, Shorts a short and
@@ -19,9 +17,8 @@ Pants a full pant length (:data:`fashiontag.model.datasets.clothing.WEAK_LABELS`
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,63 +26,29 @@ import numpy as np
 
 from fashiontag.client.results import AttributeSet, decode_probabilities
 from fashiontag.errors import FashiontagError
+from fashiontag.labels import LabelledImage, by_image, read_labels
 from fashiontag.model.datasets import clothing
 from fashiontag.model.temperature import expected_calibration_error
-from fashiontag.taxonomy import Taxonomy
+from fashiontag.taxonomy import CATEGORY_NAME, Taxonomy
 
-__all__ = ["LabelledImage", "read_labelled", "score", "Evaluation", "evaluate_model",
-           "evaluate_server", "format_evaluation", "IMAGE_SUFFIXES"]
+__all__ = ["read_labelled", "score", "Evaluation", "evaluate_model", "evaluate_server",
+           "format_evaluation"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 CLOTHING_PREFIX = "clothing:"
 
 
-@dataclass(frozen=True)
-class LabelledImage:
-    path: Path
-    labels: dict[str, str]  # attribute → value (or a label an alias maps to a value)
-
-
-def _from_folder(root: Path) -> list[LabelledImage]:
-    items = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                items.append(LabelledImage(path, {"category": folder.name}))
-    return items
-
-
-def _from_csv(path: Path) -> list[LabelledImage]:
-    labels: dict[Path, dict[str, str]] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.reader(f):
-            if not row or row[0].startswith("#") or [c.strip() for c in row[:3]] == [
-                    "path", "attribute", "value"]:
-                continue
-            if len(row) < 3:
-                raise FashiontagError(f"{path}: rows are path,attribute,value; got {row}")
-            image = Path(row[0].strip())
-            image = image if image.is_absolute() else path.parent / image
-            labels.setdefault(image, {})[row[1].strip()] = row[2].strip()
-    return [LabelledImage(p, ls) for p, ls in labels.items()]
-
-
 def read_labelled(source: str | Path) -> list[LabelledImage]:
-    """Labelled images from a folder of type folders, a CSV, or ``clothing:<split>``."""
+    """The labels of ``clothing:<split>``, or of a folder of garment-type folders or a label
+    file in any format :func:`~fashiontag.labels.read_labels` reads."""
     text = str(source)
     if text.startswith(CLOTHING_PREFIX):
         part = text[len(CLOTHING_PREFIX):]
         if part not in ("train", "val", "test"):
             raise FashiontagError(f"{text}: the clothing splits are train, val and test")
         photos = getattr(clothing.sender_split(clothing.load()), part)
-        return [LabelledImage(p.path, {"category": p.label}) for p in photos if p.labelled]
+        return [LabelledImage(p.path, CATEGORY_NAME, p.label) for p in photos if p.labelled]
     path = Path(source)
-    if path.is_dir():
-        items = _from_folder(path)
-    elif path.is_file():
-        items = _from_csv(path)
-    else:
-        raise FashiontagError(f"{source}: not a folder, a CSV or clothing:<split>")
+    items = read_labels(path, attribute=CATEGORY_NAME if path.is_dir() else None)
     if not items:
         raise FashiontagError(f"{source}: no labelled images found")
     return items
@@ -127,18 +90,21 @@ class Evaluation:
                 "attributes": {k: v.to_dict() for k, v in self.attributes.items()}}
 
 
-def _targets(item: LabelledImage, taxonomy: Taxonomy) -> dict[str, tuple[str, bool]]:
+def _targets(path: Path, labels: Mapping[str, LabelledImage], taxonomy: Taxonomy
+             ) -> dict[str, tuple[str, bool]]:
     """attribute → (expected value or short/long side, coarse?) for one image."""
     out: dict[str, tuple[str, bool]] = {}
     category = taxonomy.category
-    for name, label in item.labels.items():
+    for name, item in labels.items():
+        label = item.value
         if name not in taxonomy:
-            raise FashiontagError(f"{item.path}: unknown attribute {name!r}")
+            raise FashiontagError(f"{path}: unknown attribute {name!r} (a path,value CSV is "
+                                  "scored as the attribute its file is named after)")
         value = taxonomy[name].canonical(label)
         if value not in taxonomy[name].values:
             if name == category.name and label in clothing.UNLABELLED:
                 continue
-            raise FashiontagError(f"{item.path}: {label!r} is not a value of {name!r}")
+            raise FashiontagError(f"{path}: {label!r} is not a value of {name!r}")
         out[name] = (value, False)
     if category is not None and category.name in out:
         garment = out[category.name][0]
@@ -148,16 +114,22 @@ def _targets(item: LabelledImage, taxonomy: Taxonomy) -> dict[str, tuple[str, bo
     return out
 
 
-def score(items: Sequence[LabelledImage], predictions: Sequence[AttributeSet | None],
+def score(items: Sequence[LabelledImage], predictions: Mapping[Path, AttributeSet | None],
           taxonomy: Taxonomy, source: str = "", predictor: str = "") -> Evaluation:
-    """Score decoded predictions (None = the image failed) against the labels."""
-    result = Evaluation(str(source), predictor, len(items),
+    """Score decoded predictions, image path → record (None = the image failed), against the
+    labels."""
+    images = by_image(items)
+    missing = set(images) - set(predictions)
+    if missing:
+        raise ValueError(f"no prediction for {len(missing)} labelled images")
+    result = Evaluation(str(source), predictor, len(images),
                         category_values=taxonomy.category.values if taxonomy.category else ())
     probabilities: dict[str, list[tuple[np.ndarray, int]]] = {}
-    for item, attrs in zip(items, predictions, strict=True):
-        targets = _targets(item, taxonomy)  # a bad label is an error even if the image failed
+    for path, labels in images.items():
+        targets = _targets(path, labels, taxonomy)  # a bad label is an error even if it failed
+        attrs = predictions[path]
         if attrs is None:
-            result.failed.append(str(item.path))
+            result.failed.append(str(path))
             continue
         for name, (expected, is_coarse) in targets.items():
             s = result.attributes.setdefault(name, AttributeScore(name, coarse=is_coarse))
@@ -178,12 +150,12 @@ def score(items: Sequence[LabelledImage], predictions: Sequence[AttributeSet | N
     return result
 
 
-def _batched(items: Sequence[LabelledImage], predict: Callable[[list[bytes]], list],
-             batch: int = 32) -> list[AttributeSet | None]:
+def _batched(paths: Sequence[Path], predict: Callable[[list[bytes]], list],
+             batch: int = 32) -> dict[Path, AttributeSet | None]:
     out: list[AttributeSet | None] = []
-    for start in range(0, len(items), batch):
-        out += predict([item.path.read_bytes() for item in items[start:start + batch]])
-    return out
+    for start in range(0, len(paths), batch):
+        out += predict([path.read_bytes() for path in paths[start:start + batch]])
+    return dict(zip(paths, out, strict=True))
 
 
 def evaluate_model(items: Sequence[LabelledImage], model_path: str | Path,
@@ -216,7 +188,7 @@ def evaluate_model(items: Sequence[LabelledImage], model_path: str | Path,
 
     hint = f" {options.precision_hint}" if options.runtime == "openvino" else ""
     name = f"{Path(model_path).name} ({meta.precision}, {options.runtime}{hint}, in-process)"
-    return score(items, _batched(items, predict), meta.taxonomy, source, name)
+    return score(items, _batched(list(by_image(items)), predict), meta.taxonomy, source, name)
 
 
 def evaluate_server(items: Sequence[LabelledImage], url: str, source: str = "",
@@ -224,11 +196,13 @@ def evaluate_server(items: Sequence[LabelledImage], url: str, source: str = "",
     """Score what a running server answers (over gRPC, as ``fashiontag tag`` would)."""
     from fashiontag.client import TagClient
 
+    paths = list(by_image(items))
     with TagClient(url, experimental=True) as client:
         taxonomy = client.taxonomy
-        results = list(client.tag_many([(str(i), item.path) for i, item in enumerate(items)],
+        results = list(client.tag_many([(str(i), path) for i, path in enumerate(paths)],
                                        concurrency=concurrency))
-    predictions = [r.attributes if r.ok else None for r in results]
+    predictions = {path: r.attributes if r.ok else None
+                   for path, r in zip(paths, results, strict=True)}
     return score(items, predictions, taxonomy, source, f"server at {url}")
 
 

@@ -17,10 +17,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_labelled,
         write_evaluation,
     )
+    from fashiontag.labels import first_images
 
     items = read_labelled(args.source)
     if args.limit:
-        items = items[:args.limit]
+        items = first_images(items, args.limit)
     if args.serve_url:
         result = evaluate_server(items, args.serve_url, source=args.source)
     else:
@@ -35,8 +36,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score tags against labelled real photos: accuracy per "
                                         "attribute, confusion matrix, calibration (ECE)")
-    p.add_argument("source", help="a folder of garment-type folders, a CSV of "
-                                  "path,attribute,value rows, or clothing:test|val|train "
+    p.add_argument("source", help="a folder of garment-type folders, a CSV of labels "
+                                  "(path,value named after its attribute, as the studio "
+                                  "exports; path,attribute,value; image,attribute,value,unsure; "
+                                  "FashionAI's label.csv), or clothing:test|val|train "
                                   "(the photographer splits of the real photos)")
     p.add_argument("--serve-url", metavar="HOST:PORT",
                    help="score a running server (gRPC) instead of a model file in-process")

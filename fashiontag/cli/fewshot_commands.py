@@ -58,14 +58,15 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 def cmd_labels(args: argparse.Namespace) -> int:
     from fashiontag.artifacts import Artifacts
-    from fashiontag.fewshot.data import read_csv, write_csv
+    from fashiontag.fewshot.data import load_labelled
+    from fashiontag.labels import write_csv
 
-    source = Artifacts(args.artifacts).fewshot(args.name) / "labels.csv"
+    source = Artifacts(args.artifacts).fewshot_labels(args.name)
     if not source.exists():
         raise FashiontagError(f"no labels recorded for {args.name!r} (looked in {source})")
-    labelled = read_csv(source)
+    labelled = load_labelled(args.name, source)
     if args.out:
-        write_csv(labelled, args.out)
+        write_csv(labelled.items, args.out)
         print(f"{len(labelled.items)} labels of {args.name!r} written to {args.out}")
     else:
         print(source.read_text(), end="")
@@ -123,7 +124,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = fsub.add_parser("add", help="train + export + version (+ hot-load) a new attribute")
     p.add_argument("name", help="attribute name (a Python identifier, e.g. pattern)")
     p.add_argument("--images", type=Path, nargs="+", required=True,
-                   help="folder with one sub-folder per value, and/or CSV files of path,value")
+                   help="folder with one sub-folder per value, and/or label CSVs (path,value; "
+                        "or the rows of this attribute in path,attribute,value or "
+                        "image,attribute,value,unsure)")
     p.add_argument("--pool", type=Path, help="unlabelled images of the same kind: used for "
                    "feature centring and label propagation (semi-supervised)")
     p.add_argument("--views", default="original,flip",

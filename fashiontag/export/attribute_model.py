@@ -17,6 +17,7 @@ import numpy as np
 from fashiontag.artifacts import SAMPLES_DIR
 from fashiontag.errors import ModelArtifactError
 from fashiontag.images import DEFAULT_SPEC, preprocess_bytes
+from fashiontag.labels import image_files
 from fashiontag.onnxio.torch_export import ParityReport, check_parity, export_onnx
 from fashiontag.protocol import PROBABILITIES, TAXONOMY_ID
 
@@ -42,8 +43,7 @@ def parity_tiles(photos: int = 48, samples_dir: Path = SAMPLES_DIR) -> np.ndarra
     from fashiontag.errors import FashiontagError
     from fashiontag.model.datasets import clothing
 
-    paths = [p for p in sorted(samples_dir.rglob("*"))
-             if p.suffix.lower() in (".jpg", ".jpeg", ".png") and "broken" not in p.parts]
+    paths = [p for p in image_files(samples_dir) if "broken" not in p.parts]
     try:
         paths += [p.path for p in clothing.sender_split(clothing.load()).test[:photos]]
     except FashiontagError:

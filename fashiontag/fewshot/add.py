@@ -19,11 +19,12 @@ from pathlib import Path
 
 from fashiontag.artifacts import DEFAULT_ROOT, SOURCE_REPOSITORY, Artifacts
 from fashiontag.errors import FashiontagError
-from fashiontag.fewshot.data import IMAGE_SUFFIXES, LabelledSet, load_labelled, write_csv
+from fashiontag.fewshot.data import LabelledSet, load_labelled
 from fashiontag.fewshot.features import DEFAULT_VIEWS, FeatureStore
 from fashiontag.fewshot.heads import KINDS, FitOptions, select_fewshot_head
 from fashiontag.fewshot.reload import publish
 from fashiontag.fewshot.report import DataRequirements, check_accuracy, check_counts
+from fashiontag.labels import image_files, write_csv
 from fashiontag.model.heads import single_thread
 from fashiontag.serving.versions import ModelVersions, check_model_control
 from fashiontag.taxonomy import TaxonomyError
@@ -85,9 +86,7 @@ def pool_paths(pool: Path | None) -> list[Path]:
         return []
     if not Path(pool).is_dir():
         raise FashiontagError(f"--pool {pool}: not a folder of images")
-    return sorted(p for p in Path(pool).rglob("*") if p.is_file()
-                  and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not any(part.startswith(".") for part in p.relative_to(pool).parts))
+    return image_files(pool)
 
 
 def _fewshot_info(artifacts: Artifacts, name: str, report: dict) -> dict:
@@ -109,7 +108,7 @@ def add_attribute(cfg: AddConfig) -> AddResult:
     artifacts = Artifacts(cfg.artifacts)
     heads_path = artifacts.heads
     sources = cfg.images if isinstance(cfg.images, (tuple, list)) else (cfg.images,)
-    labelled: LabelledSet = load_labelled(*sources)
+    labelled: LabelledSet = load_labelled(cfg.name, *sources)
     counts = labelled.counts()
     if not cfg.force:
         check_counts(cfg.name, counts, cfg.requirements)
@@ -172,7 +171,7 @@ def add_attribute(cfg: AddConfig) -> AddResult:
         shutil.copy2(heads_path, history / f"heads-before-v{version}.pt")
     staged_heads.replace(heads_path)
     staged_model.replace(artifacts.model())
-    write_csv(labelled, workdir / "labels.csv")
+    write_csv(labelled.items, artifacts.fewshot_labels(cfg.name))
     timer.total()
     report.update(version=version, loaded=bool(cfg.serve_url), seconds=timer.seconds)
     (workdir / "report.json").write_text(json.dumps(report, indent=2))
@@ -192,12 +191,12 @@ def refit_attributes(artifacts: Artifacts, attributes: list) -> list[str]:
     taxonomy, heads = load_heads(artifacts.heads)
     done = []
     for attribute in attributes:
-        labels = artifacts.fewshot(attribute.name) / "labels.csv"
+        labels = artifacts.fewshot_labels(attribute.name)
         if not labels.exists():
             log.warning("few-shot attribute %r dropped: its labels (%s) are gone", attribute.name,
                         labels)
             continue
-        labelled = load_labelled(labels)
+        labelled = load_labelled(attribute.name, labels)
         recorded = artifacts.fewshot(attribute.name) / "report.json"
         views = tuple(json.loads(recorded.read_text()).get("view_names", DEFAULT_VIEWS)) \
             if recorded.exists() else DEFAULT_VIEWS

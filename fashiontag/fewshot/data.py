@@ -1,12 +1,12 @@
-"""Labelled image sets for a new attribute: a folder per value, or a CSV of ``path,value``.
+"""Labelled image sets for a new attribute: its labels from any source the labels module reads.
 
-Validation happens here, before any feature is computed, and every error names the file (and
-line) at fault. Value order is sorted, so the same data always gives the same attribute.
+Validation happens here, before any feature is computed (the labels module names the file and
+line of a malformed row). Value order is sorted, so the same data always gives the same
+attribute.
 """
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,22 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from fashiontag.errors import FashiontagError
+from fashiontag.labels import LabelledImage, by_image, read_labels
 from fashiontag.taxonomy import Attribute, TaxonomyError
 
-__all__ = ["LabelledImage", "LabelledSet", "FewShotDataError", "load_labelled", "read_folder",
-           "read_csv", "write_csv", "image_files", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+__all__ = ["LabelledSet", "FewShotDataError", "load_labelled"]
 
 
 class FewShotDataError(FashiontagError):
-    """A labelled set cannot be used as given (missing files, one value only, bad CSV rows...)."""
-
-
-@dataclass(frozen=True)
-class LabelledImage:
-    path: Path
-    value: str
+    """A labelled set cannot be used as given (no labels of the attribute, one value only...)."""
 
 
 @dataclass(frozen=True)
@@ -42,16 +34,13 @@ class LabelledSet:
 
     @classmethod
     def of(cls, items: list[LabelledImage], source: str = "") -> LabelledSet:
+        """One label per image (the same label twice counts once; two values are an error)."""
         if not items:
             raise FewShotDataError(f"{source}: no labelled images")
-        seen: dict[Path, str] = {}
-        for item in items:
-            key = item.path.resolve()
-            if seen.get(key, item.value) != item.value:
-                raise FewShotDataError(f"{source}: {item.path} is labelled both "
-                                       f"{seen[key]!r} and {item.value!r}")
-            seen[key] = item.value
-        unique = list({i.path.resolve(): i for i in items}.values())
+        unique = [label for labels in by_image(items).values() for label in labels.values()]
+        if len({i.attribute for i in unique}) > 1:
+            raise FewShotDataError(f"{source}: labels of several attributes "
+                                   f"{sorted({i.attribute for i in unique})}; a set has one")
         values = tuple(sorted({i.value for i in unique}))
         if len(values) < 2:
             raise FewShotDataError(f"{source}: a new attribute needs at least two values, "
@@ -83,88 +72,19 @@ class LabelledSet:
             raise FewShotDataError(str(exc)) from None
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (sorted; hidden files skipped)."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def read_folder(root: str | Path) -> LabelledSet:
-    """``root/<value>/<image>``: each sub-folder name is a value."""
-    return LabelledSet.of(_folder_items(Path(root)), str(root))
-
-
-def _folder_items(root: Path) -> list[LabelledImage]:
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise FewShotDataError(f"{root}: expected one sub-folder per value (e.g. {root}/striped/"
-                               f"*.jpg, {root}/plain/*.jpg), found none")
-    items = []
-    for folder in folders:
-        files = image_files(folder)
-        if not files:
-            raise FewShotDataError(f"{folder}: no images (expected {sorted(IMAGE_SUFFIXES)})")
-        items += [LabelledImage(f, folder.name) for f in files]
-    return items
-
-
-def read_csv(path: str | Path, image_root: str | Path | None = None) -> LabelledSet:
-    """Rows ``path,value[,...]`` (optional header; ``#`` comments); paths relative to the CSV's
-    folder or ``image_root``. Rows with an empty value are not labelled yet and are skipped (a
-    filled-in ``fewshot suggest`` file can be passed as it is)."""
-    return LabelledSet.of(_csv_items(Path(path), image_root), str(path))
-
-
-def _csv_items(path: Path, image_root: str | Path | None = None) -> list[LabelledImage]:
-    root = Path(image_root) if image_root is not None else path.parent
-    items = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-                continue
-            if line_no == 1 and [c.strip().lower() for c in row[:2]] == ["path", "value"]:
-                continue
-            where = f"{path}:{line_no}"
-            if len(row) < 2:
-                raise FewShotDataError(f"{where}: expected 'path,value', got {row!r}")
-            image, value = row[0].strip(), row[1].strip()
-            if not value:
-                continue
-            image_path = Path(image) if Path(image).is_absolute() else root / image
-            if not image_path.is_file():
-                raise FewShotDataError(f"{where}: image {image_path} does not exist")
-            items.append(LabelledImage(image_path, value))
-    return items
-
-
-def _items(source: Path) -> list[LabelledImage]:
-    if source.is_dir():
-        return _folder_items(source)
-    if source.is_file() and source.suffix.lower() == ".csv":
-        return _csv_items(source)
-    raise FewShotDataError(f"{source}: expected a folder with one sub-folder per value, or a "
-                           ".csv file of path,value rows")
-
-
-def load_labelled(*sources: str | Path) -> LabelledSet:
-    """Folders of value folders and/or ``.csv`` files, merged (an image labelled twice with
-    different values is an error; one source may hold a single value, the union needs two)."""
+def load_labelled(attribute: str, *sources: str | Path) -> LabelledSet:
+    """The labels of ``attribute`` in folders of value folders and/or label files of any
+    format, merged (an image labelled twice with different values is an error; one source may
+    hold a single value, the union needs two). Folders and ``path,value`` files label
+    ``attribute``; files with an attribute column give their rows of it."""
     if not sources:
         raise FewShotDataError("no labelled images given")
-    items = [item for source in sources for item in _items(Path(source))]
+    items = []
+    for source in sources:
+        found = read_labels(source, attribute=attribute)
+        mine = [i for i in found if i.attribute == attribute]
+        if found and not mine:
+            raise FewShotDataError(f"{source}: no labels of {attribute!r} (it labels "
+                                   f"{sorted({i.attribute for i in found})})")
+        items += mine
     return LabelledSet.of(items, ", ".join(str(s) for s in sources))
-
-
-def write_csv(labelled: LabelledSet, path: str | Path) -> Path:
-    """Export labels as ``path,value`` (absolute paths), readable by :func:`read_csv`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["path", "value"])
-        for item in labelled.items:
-            writer.writerow([str(item.path.resolve()), item.value])
-    tmp.replace(path)
-    return path

@@ -64,9 +64,9 @@ def suggest(name: str, pool: Path, artifacts: Path = DEFAULT_ROOT, count: int = 
             method: str = "entropy") -> list[Suggestion]:
     """Rank ``pool`` for attribute ``name`` with the head in the artifacts' heads file."""
     from fashiontag.fewshot.add import pool_paths
-    from fashiontag.fewshot.data import read_csv
     from fashiontag.fewshot.features import FeatureStore
     from fashiontag.fewshot.heads import fewshot_probabilities
+    from fashiontag.labels import read_labels
     from fashiontag.model.heads import load_heads
 
     layout = Artifacts(artifacts)
@@ -77,8 +77,9 @@ def suggest(name: str, pool: Path, artifacts: Path = DEFAULT_ROOT, count: int = 
     paths = pool_paths(pool)
     if not paths:
         raise FashiontagError(f"--pool {pool}: no images found")
-    labels_csv = layout.fewshot(name) / "labels.csv"
-    labelled = set(read_csv(labels_csv).paths) if labels_csv.exists() else set()
+    labels_csv = layout.fewshot_labels(name)
+    labelled = {i.path for i in read_labels(labels_csv, name, must_exist=False)} \
+        if labels_csv.exists() else set()
     features = FeatureStore(layout.cache, ("original",), backbone=layout.backbone).features(
         paths)[:, 0]
     probabilities = fewshot_probabilities(heads[name], features)

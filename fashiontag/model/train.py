@@ -168,9 +168,9 @@ def _rendered_activations(cfg: TrainConfig, trunk: OnnxBackbone, part: str
 
 def _fashionai_csv_activations(cfg: TrainConfig, trunk: OnnxBackbone
                                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    from fashiontag.model.datasets.fashionai_csv import read_label_csv
+    from fashiontag.labels import read_fashionai_csv
 
-    records = read_label_csv(cfg.fashionai_csv, cfg.fashionai_root)
+    records = read_fashionai_csv(cfg.fashionai_csv, cfg.fashionai_root)
 
     def compute() -> dict[str, np.ndarray]:
         return {"activations": trunk.over(
@@ -182,7 +182,7 @@ def _fashionai_csv_activations(cfg: TrainConfig, trunk: OnnxBackbone
     acts = cached_arrays(cfg.cache_dir, "fashionai-csv", key, compute)["activations"]
     labels = {a.name: np.full(len(records), -1, np.int64) for a in FASHIONAI_ATTRIBUTES}
     for i, r in enumerate(records):
-        labels[r.attribute][i] = r.value_index
+        labels[r.attribute][i] = DEFAULT_TAXONOMY[r.attribute].index(r.value)
     return acts, labels
 
 
@@ -227,8 +227,7 @@ def _correction_files(layout: Artifacts, taxonomy: Taxonomy = DEFAULT_TAXONOMY) 
     """The studio's label files for the heads trained on real photos (``fashiontag studio``
     saves a corrected tag there, for the next training of that head)."""
     names = [taxonomy.category.name, *clothing.WEAK_LABELS]
-    return [p for p in (layout.root / "studio" / "labels" / f"{n}.csv" for n in names)
-            if p.exists()]
+    return [p for p in (layout.studio_label_file(n) for n in names) if p.exists()]
 
 
 def _corrections(layout: Artifacts, taxonomy: Taxonomy, held_out: set[Path]
@@ -236,14 +235,12 @@ def _corrections(layout: Artifacts, taxonomy: Taxonomy, held_out: set[Path]
     """Photos people labelled or corrected in the studio, as extra training photos: their
     garment type (weak sleeve/pant labels follow from it) and any sleeve or pant length they
     set. Photos of the validation and test photographers are left out: they stay the judges."""
-    import csv
+    from fashiontag.labels import read_labels
 
     by_path: dict[Path, dict[str, str]] = {}
     for path in _correction_files(layout, taxonomy):
-        with path.open(newline="", encoding="utf-8") as f:
-            for row in csv.reader(f):
-                if len(row) >= 2 and row[:2] != ["path", "value"] and row[1]:
-                    by_path.setdefault(Path(row[0]).resolve(), {})[path.stem] = row[1]
+        for item in read_labels(path, attribute=path.stem, must_exist=False):
+            by_path.setdefault(item.path, {})[item.attribute] = item.value
     category = taxonomy.category.name
     chosen = [(p, labels) for p, labels in sorted(by_path.items())
               if p not in held_out and p.exists()]
@@ -265,12 +262,12 @@ def training_signature(cfg: TrainConfig) -> str:
     ``fashiontag build`` retrains when it changes, so a checkout with new training code never
     serves a model made by the old code.
     """
-    from fashiontag import taxonomy
+    from fashiontag import labels, taxonomy
     from fashiontag.model import augment, backbone, finetune, heads, network, temperature
-    from fashiontag.model.datasets import fashionai_csv, rendered
+    from fashiontag.model.datasets import rendered
 
     modules = (sys.modules[__name__], augment, backbone, finetune, heads, network, temperature,
-               rendered, clothing, fashionai_csv, taxonomy)
+               rendered, clothing, labels, taxonomy)
     digest = hashlib.sha256()
     for module in modules:
         digest.update(inspect.getsource(module).encode())

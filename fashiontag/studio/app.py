@@ -62,9 +62,9 @@ class Studio:
 
         self.cfg = cfg
         self.layout = Artifacts(cfg.artifacts)
-        root = self.layout.root / "studio"
+        root = self.layout.studio
         self.catalog = Catalog(cfg.catalog, root / "thumbs")
-        self.labels = LabelStore(root)
+        self.labels = LabelStore(self.layout)
         self.tags = TagCache(self.catalog, cfg.serve_url)
         self.jobs = JobRunner()
 

@@ -1,25 +1,26 @@
 """What people decide in the studio: attribute definitions and their labels, kept on disk.
 
-Under ``<artifacts>/studio/``: ``attributes.json`` (name, values, garment types it applies to)
-and one ``labels/<attribute>.csv`` of ``path,value`` rows per attribute, the format
-``fashiontag fewshot add --images`` reads, so "train & deploy" hands that file over as it is
-and "export" downloads it. A correction of a served tag (``category`` is really ``Hoodie``) is a
-label like any other, for the next training of that head. Every write replaces the file
-atomically; one lock serialises writers (the web server is threaded).
+Where :class:`~fashiontag.artifacts.Artifacts` says (``<artifacts>/studio/``):
+``attributes.json`` (name, values, garment types it applies to) and one
+``labels/<attribute>.csv`` of ``path,value`` rows per attribute, read and written by
+:mod:`fashiontag.labels`, so "train & deploy" hands that file to ``fashiontag fewshot add
+--images`` as it is and "export" downloads it. A correction of a served tag (``category`` is
+really ``Hoodie``) is a label like any other, for the next training of that head. Every write
+replaces the file atomically; one lock serialises writers (the web server is threaded).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fashiontag.artifacts import Artifacts
 from fashiontag.errors import FashiontagError
 from fashiontag.fewshot.report import DataRequirements
+from fashiontag.labels import LabelledImage, csv_text, read_labels
 from fashiontag.taxonomy import Attribute, Taxonomy, TaxonomyError
 
 __all__ = ["AttributeDefinition", "LabelStore", "StudioError"]
@@ -47,22 +48,21 @@ class AttributeDefinition:
 
 @dataclass
 class LabelStore:
-    root: Path  # <artifacts>/studio
+    layout: Artifacts
     requirements: DataRequirements = field(default_factory=DataRequirements)
 
     def __post_init__(self) -> None:
-        self.root = Path(self.root)
         self._lock = threading.Lock()
         self._labels: dict[str, dict[str, str]] = {}  # attribute → path → value
-        for path in sorted((self.root / "labels").glob("*.csv")):
-            with path.open(newline="", encoding="utf-8") as f:
-                rows = [r for r in csv.reader(f) if len(r) >= 2 and r[:2] != ["path", "value"]]
-            self._labels[path.stem] = {r[0]: r[1] for r in rows if r[1]}
+        for path in sorted(self.layout.studio_labels.glob("*.csv")):
+            # images since removed from the catalog keep their labels (must_exist=False)
+            self._labels[path.stem] = {str(i.path): i.value for i in read_labels(
+                path, attribute=path.stem, must_exist=False) if i.attribute == path.stem}
 
     # ---------------------------------------------------------------- attributes
     @property
     def _attributes_file(self) -> Path:
-        return self.root / "attributes.json"
+        return self.layout.studio_attributes
 
     def definitions(self) -> dict[str, AttributeDefinition]:
         if not self._attributes_file.exists():
@@ -104,15 +104,11 @@ class LabelStore:
             self._write(self.labels_file(attribute), self.csv_text(attribute))
 
     def labels_file(self, attribute: str) -> Path:
-        return self.root / "labels" / f"{attribute}.csv"
+        return self.layout.studio_label_file(attribute)
 
     def csv_text(self, attribute: str) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["path", "value"])
-        for path, value in sorted(self._labels.get(attribute, {}).items()):
-            writer.writerow([path, value])
-        return out.getvalue()
+        return csv_text(LabelledImage(Path(path), attribute, value) for path, value
+                        in sorted(self._labels.get(attribute, {}).items()))
 
     def counts(self, attribute: str, values: tuple[str, ...]) -> dict[str, dict[str, int]]:
         """value → labels so far and how many more the refusal rules ask for."""

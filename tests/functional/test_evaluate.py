@@ -10,8 +10,10 @@ import sys
 
 import pytest
 
+from fashiontag.cli import main
 from fashiontag.errors import FashiontagError
-from fashiontag.evaluation import evaluate_model, read_labelled, score
+from fashiontag.evaluation import read_labelled, score
+from fashiontag.labels import by_image
 from fashiontag.model.datasets import clothing
 from fashiontag.taxonomy import DEFAULT_TAXONOMY
 from tests.conftest import ROOT
@@ -56,26 +58,33 @@ def test_a_folder_of_type_folders_is_scored_against_the_running_server(server, t
     assert scores["attributes"]["pant_length"]["images"] == 3  # the pants
 
 
-def test_a_csv_of_fine_labels_is_scored_value_by_value(built_model, tmp_path):
+def test_the_annotation_teams_attribute_file_is_scored_value_by_value(built_model, tmp_path,
+                                                                      capsys):
+    """``image,attribute,value,unsure`` (the shared ``attributes.csv``): uuids resolved against
+    the ``images/`` folder next to it; run in-process, as a user runs the command."""
     photos = [p for p in clothing.sender_split(clothing.load()).test if p.label == "T-Shirt"][:4]
-    path = tmp_path / "labels.csv"
+    (tmp_path / "images").mkdir()
+    path = tmp_path / "attributes.csv"
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "attribute", "value"])
-        for p in photos:
-            writer.writerow([p.path, "category", "T-Shirt"])
-            writer.writerow([p.path, "sleeve_length", "Short Sleeves"])
-    items = read_labelled(path)
-    assert len(items) == 4 and items[0].labels == {"category": "T-Shirt",
-                                                   "sleeve_length": "Short Sleeves"}
-    result = evaluate_model(items, built_model)
-    sleeve = result.attributes["sleeve_length"]
-    assert sleeve.images == 4 and sleeve.coarse is False and sleeve.ece is not None
+        writer.writerow(["image", "attribute", "value", "unsure"])
+        for i, p in enumerate(photos):
+            shutil.copy2(p.path, tmp_path / "images" / p.path.name)
+            writer.writerow([p.image, "category", "T-Shirt", ""])
+            writer.writerow([p.image, "sleeve_length", "Short Sleeves", "?" if i else ""])
+    images = by_image(read_labelled(path))
+    assert len(images) == 4 and {a: i.value for a, i in next(iter(images.values())).items()} \
+        == {"category": "T-Shirt", "sleeve_length": "Short Sleeves"}
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", str(path), "--model", str(built_model), "--json", str(out)]) == 0
+    assert "4 labelled images" in capsys.readouterr().out
+    sleeve = json.loads(out.read_text())["attributes"]["sleeve_length"]
+    assert sleeve["images"] == 4 and sleeve["short_long"] is False and sleeve["ece"] is not None
 
 
 def test_a_label_that_is_no_value_is_refused_with_its_file(tmp_path):
     path = tmp_path / "labels.csv"
-    path.write_text("a.jpg,category,Spacesuit\n")
+    path.write_text(f"{clothing.load()[0].path},category,Spacesuit\n")
     items = read_labelled(path)
     with pytest.raises(FashiontagError, match="Spacesuit"):
-        score(items, [None], DEFAULT_TAXONOMY)
+        score(items, {items[0].path: None}, DEFAULT_TAXONOMY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fashiontag.fewshot.data import FewShotDataError, load_labelled, read_csv, write_csv
+from fashiontag.fewshot.data import FewShotDataError, load_labelled
 from fashiontag.fewshot.report import (
     DataRequirements,
     InsufficientDataError,
@@ -15,6 +15,7 @@ from fashiontag.fewshot.report import (
 )
 from fashiontag.fewshot.suggest import rank_pool, uncertainty, write_suggestions
 from fashiontag.images import encode_png
+from fashiontag.labels import LabelError, write_csv
 
 
 def _write_images(root, counts: dict[str, int]):
@@ -27,7 +28,8 @@ def _write_images(root, counts: dict[str, int]):
 
 
 def test_folder_per_value_gives_sorted_values_and_labels(tmp_path):
-    labelled = load_labelled(_write_images(tmp_path / "set", {"plain": 3, "dotted": 2}))
+    labelled = load_labelled("pattern", _write_images(tmp_path / "set", {"plain": 3,
+                                                                         "dotted": 2}))
     assert labelled.values == ("dotted", "plain")
     assert labelled.counts() == {"dotted": 2, "plain": 3}
     assert sorted(labelled.labels.tolist()) == [0, 0, 1, 1, 1]
@@ -39,15 +41,25 @@ def test_csv_rows_resolve_relative_paths_and_skip_unlabelled_rows(tmp_path):
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text("path,value\n# a comment\nimg/a/000.png,red\nimg/a/001.png,red\n"
                         "img/b/000.png,blue\nimg/b/001.png,\n")
-    labelled = read_csv(csv_file)
+    labelled = load_labelled("colour", csv_file)
     assert labelled.counts() == {"blue": 1, "red": 2}
 
 
 def test_csv_errors_name_the_line_at_fault(tmp_path):
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text("missing.png,red\n")
-    with pytest.raises(FewShotDataError, match=r"labels.csv:1: image .*missing.png does not"):
-        read_csv(csv_file)
+    with pytest.raises(LabelError, match=r"labels.csv:1: image .*missing.png does not"):
+        load_labelled("colour", csv_file)
+
+
+def test_the_rows_of_the_attribute_are_taken_from_a_file_of_several(tmp_path):
+    _write_images(tmp_path / "img", {"a": 2})
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("path,attribute,value\nimg/a/000.png,colour,red\n"
+                        "img/a/001.png,colour,blue\nimg/a/001.png,pattern,dotted\n")
+    assert load_labelled("colour", csv_file).counts() == {"blue": 1, "red": 1}
+    with pytest.raises(FewShotDataError, match=r"no labels of 'fit' \(it labels \['colour', "):
+        load_labelled("fit", csv_file)
 
 
 @pytest.mark.parametrize("layout, message", [
@@ -58,8 +70,8 @@ def test_unusable_folders_are_refused_clearly(tmp_path, layout, message):
     root = tmp_path / "set"
     root.mkdir()
     _write_images(root, layout) if layout else None
-    with pytest.raises(FewShotDataError, match=message):
-        load_labelled(root)
+    with pytest.raises((FewShotDataError, LabelError), match=message):
+        load_labelled("pattern", root)
 
 
 def test_an_image_labelled_twice_differently_is_an_error(tmp_path):
@@ -67,13 +79,13 @@ def test_an_image_labelled_twice_differently_is_an_error(tmp_path):
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     one.write_text("img/a/000.png,red\nimg/b/000.png,blue\n")
     two.write_text("img/a/000.png,blue\nimg/b/000.png,blue\n")
-    with pytest.raises(FewShotDataError, match="labelled both"):
-        load_labelled(one, two)
+    with pytest.raises(LabelError, match="labelled both"):
+        load_labelled("colour", one, two)
 
 
 def test_exported_labels_read_back_identically(tmp_path):
-    labelled = load_labelled(_write_images(tmp_path / "set", {"x": 2, "y": 3}))
-    again = read_csv(write_csv(labelled, tmp_path / "out.csv"))
+    labelled = load_labelled("size", _write_images(tmp_path / "set", {"x": 2, "y": 3}))
+    again = load_labelled("size", write_csv(labelled.items, tmp_path / "out.csv"))
     assert {(p.resolve(), v) for p, v in zip(again.paths, again.labels, strict=True)} == \
         {(p.resolve(), v) for p, v in zip(labelled.paths, labelled.labels, strict=True)}
 

@@ -37,7 +37,7 @@ def test_studio_corrections_join_training_but_never_from_the_judging_photographe
 
     splits = clothing.sender_split(clothing.load())
     train_photo, test_photo = splits.train[0].path, splits.test[0].path
-    labels = tmp_path / "studio" / "labels"
+    labels = Artifacts(tmp_path).studio_labels
     labels.mkdir(parents=True)
     (labels / "category.csv").write_text(f"path,value\n{train_photo},Hoodie\n{test_photo},Hat\n")
     (labels / "pant_length.csv").write_text(f"path,value\n{train_photo},Short Pant\n")
