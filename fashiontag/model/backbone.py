@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fashiontag.model.weights import load_weights, save_weights
+
 __all__ = ["BACKBONE_NAME", "FEATURE_DIM", "TUNE_FROM", "Backbone", "load_backbone",
            "weights_path", "weights_fingerprint", "backbone_fingerprint", "save_tail"]
 
@@ -97,24 +99,21 @@ class Backbone(nn.Module):
 
 def save_tail(backbone: Backbone, path: str | Path) -> Path:
     """Write the tuned tail (state dict + where it starts); atomic replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"format": 1, "backbone": BACKBONE_NAME, "tune_from": backbone.tune_from,
-                "tail": backbone.tail_modules().state_dict()}, tmp)
-    tmp.replace(path)
-    return path
+    return save_weights({"format": 1, "backbone": BACKBONE_NAME, "tune_from": backbone.tune_from,
+                         "tail": dict(backbone.tail_modules().state_dict())}, path)
 
 
 def load_backbone(tuned: str | Path | None = None, tune_from: int = TUNE_FROM) -> Backbone:
     """The pretrained network split at ``tune_from``; with ``tuned``, its tail replaced by the
-    fine-tuned one (which says where it starts)."""
+    fine-tuned one (which says where it starts). Both weight files are read with
+    ``weights_only=True`` (the package's own ``from_pretrained`` leaves that to torch's default)."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_pretrained(BACKBONE_NAME, weights_path=str(weights_path()))
+    net = EfficientNet.from_name(BACKBONE_NAME)  # what from_pretrained builds, 1000 classes
+    net.load_state_dict(load_weights(weights_path(), "pretrained weights"))
     backbone = Backbone(net, tune_from)
     if tuned is not None:
-        payload = torch.load(Path(tuned), map_location="cpu", weights_only=True)
+        payload = load_weights(tuned, "tuned backbone")
         if payload.get("backbone") != BACKBONE_NAME:
             raise ValueError(f"{tuned} holds a tail of {payload.get('backbone')!r}, "
                              f"not {BACKBONE_NAME!r}")

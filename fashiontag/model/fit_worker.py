@@ -1,27 +1,24 @@
 """The child entry point of ``heads.run_workers``: fits a group of heads, one after another.
 
-Run as ``python -m fashiontag.model.fit_worker JOBS RESULTS``: ``JOBS`` is a pickle of
-``[(name, features, labels, num_values, select_head kwargs), ...]``; the fits are pickled to
-``RESULTS`` as ``{name: HeadFit}``.
+Run as ``python -m fashiontag.model.fit_worker JOBS RESULTS``: ``JOBS`` holds
+``[(name, features, labels, num_values, select_head kwargs), ...]`` (``heads.write_jobs``); the
+fits go to ``RESULTS`` as ``{name: HeadFit}`` (``heads.write_fits``). Both are tensors and plain
+values, read with ``weights_only=True``: nothing is unpickled.
 """
 
 from __future__ import annotations
 
-import pickle
 import sys
 
 __all__: list[str] = []
 
 
 def main(jobs_path: str, results_path: str) -> None:
-    from fashiontag.model.heads import select_head
+    from fashiontag.model.heads import read_jobs, select_head, write_fits
 
-    with open(jobs_path, "rb") as f:
-        jobs = pickle.load(f)
     fits = {name: select_head(features, labels, num_values, **kwargs)
-            for name, features, labels, num_values, kwargs in jobs}
-    with open(results_path, "wb") as f:
-        pickle.dump(fits, f, protocol=pickle.HIGHEST_PROTOCOL)
+            for name, features, labels, num_values, kwargs in read_jobs(jobs_path)}
+    write_fits(fits, results_path)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ held-out split and keeps the one that measures better.
 from __future__ import annotations
 
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -23,11 +22,14 @@ from torch import nn
 
 from fashiontag.colour.head import ColourHead
 from fashiontag.colour.palette import colour_attribute
+from fashiontag.errors import ModelArtifactError
 from fashiontag.model.network import AttributeHead, NormalizedLinearHead
+from fashiontag.model.weights import load_weights, plain_config, save_weights
 from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["HeadFit", "fit_head", "single_thread", "select_head", "select_heads", "run_workers",
-           "save_heads", "load_heads", "HEAD_CLASSES", "ensure_colour_head",
+           "save_heads", "load_heads", "head_entry", "head_from_entry", "write_jobs", "read_jobs",
+           "write_fits", "read_fits", "HEAD_CLASSES", "ensure_colour_head",
            "accuracy", "confusion_matrix", "default_steps", "fewshot_attributes"]
 
 
@@ -173,16 +175,15 @@ def select_heads(jobs: Mapping[str, tuple[np.ndarray, np.ndarray, int]], *,
     return {name: fits[name] for name in jobs}
 
 
-def run_workers(groups: list[list[tuple]]) -> dict:
+def run_workers(groups: list[list[tuple]]) -> dict[str, HeadFit]:
     """One ``fit_worker`` process per group, all at once; the union of their fits, or the first
     failure. Jobs and fits travel in files, not pipes, so nothing a library prints can corrupt
-    them."""
+    them; as tensors and plain values (``write_jobs``, ``write_fits``), never pickled objects."""
     with tempfile.TemporaryDirectory(prefix="fashiontag-fit-") as tmp:
         procs = []
         for i, group in enumerate(groups):
-            jobs, results = Path(tmp) / f"jobs-{i}.pkl", Path(tmp) / f"fits-{i}.pkl"
-            with open(jobs, "wb") as f:
-                pickle.dump(group, f, protocol=pickle.HIGHEST_PROTOCOL)
+            jobs, results = Path(tmp) / f"jobs-{i}.pt", Path(tmp) / f"fits-{i}.pt"
+            write_jobs(group, jobs)
             cmd = [sys.executable, "-m", "fashiontag.model.fit_worker", str(jobs), str(results)]
             procs.append((subprocess.Popen(cmd, stderr=subprocess.PIPE), results, group))
         fits, errors = {}, []
@@ -193,8 +194,7 @@ def run_workers(groups: list[list[tuple]]) -> dict:
                 errors.append(f"fitting {names} failed (exit {proc.returncode}):\n"
                               f"{stderr.decode(errors='replace')[-2000:]}")
                 continue
-            with open(results, "rb") as f:
-                fits.update(pickle.load(f))
+            fits.update(read_fits(results))
         if errors:
             raise RuntimeError("\n".join(errors))
         return fits
@@ -212,38 +212,78 @@ def _head_class(kind: str) -> type[nn.Module]:
         raise ValueError(f"unknown head kind {kind!r}; known: {sorted(HEAD_CLASSES)}") from None
 
 
+def head_entry(head: nn.Module) -> dict:
+    """One head as tensors and plain values: its ``kind``, constructor ``config`` and weights."""
+    return {"kind": head.kind, "config": plain_config(head.config()),
+            "state_dict": dict(head.state_dict())}
+
+
+def head_from_entry(entry: dict) -> nn.Module:
+    """The head a :func:`head_entry` describes, in eval mode; only known kinds are built."""
+    head = _head_class(entry["kind"])(**entry["config"])
+    head.load_state_dict(entry["state_dict"])
+    return head.eval()
+
+
 def save_heads(path: str | Path, taxonomy: Taxonomy, heads: Mapping[str, nn.Module]) -> None:
-    """Write every head (any kind) with the taxonomy they answer to; atomic replace."""
+    """Write every head (any kind) with the taxonomy they answer to; atomic replace.
+
+    Tensors, plain values and the taxonomy as JSON only, so :func:`load_heads` reads the file
+    with ``weights_only=True`` (:mod:`fashiontag.model.weights`)."""
     missing = set(taxonomy.names) - set(heads)
     if missing:
         raise ValueError(f"no head for attributes {sorted(missing)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": 2,
-        "taxonomy": taxonomy.to_json(),
-        "heads": {name: {"kind": h.kind, "config": h.config(), "state_dict": h.state_dict()}
-                  for name, h in heads.items() if name in taxonomy},
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    save_weights({"format": 2, "taxonomy": taxonomy.to_json(),
+                  "heads": {name: head_entry(h) for name, h in heads.items() if name in taxonomy}},
+                 path)
 
 
 def load_heads(path: str | Path) -> tuple[Taxonomy, dict[str, nn.Module]]:
-    """Read a heads file (format 1, MLP heads only, or format 2, any kind)."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-    taxonomy = Taxonomy.from_json(payload["taxonomy"])
+    """Read a heads file (format 1, MLP heads only, or format 2, any kind) without unpickling
+    code: ModelArtifactError for a file that carries anything but tensors and plain values."""
+    payload = load_weights(path, "heads file")
+    try:
+        taxonomy = Taxonomy.from_json(payload["taxonomy"])
+        entries = payload["heads"]
+    except KeyError as exc:
+        raise ModelArtifactError(f"heads file {path} has no {exc.args[0]!r}") from None
     heads = {}
-    for name, entry in payload["heads"].items():
+    for name, entry in entries.items():
         if "kind" not in entry:  # format 1
             entry = {"kind": AttributeHead.kind, "state_dict": entry["state_dict"],
                      "config": {"num_values": taxonomy[name].num_values,
                                 "hidden": entry["hidden"], "in_dim": entry["in_dim"]}}
-        head = _head_class(entry["kind"])(**entry["config"])
-        head.load_state_dict(entry["state_dict"])
-        heads[name] = head.eval()
+        heads[name] = head_from_entry(entry)
     return taxonomy, heads
+
+
+def write_jobs(group: list[tuple], path: str | Path) -> None:
+    """``fit_worker``'s input: ``[(name, features, labels, num_values, select_head kwargs)]``
+    with the arrays as tensors (kwargs are plain values)."""
+    save_weights({"jobs": [(name, torch.from_numpy(np.ascontiguousarray(features)),
+                            torch.from_numpy(np.ascontiguousarray(labels)), int(num_values),
+                            dict(kwargs))
+                           for name, features, labels, num_values, kwargs in group]}, path)
+
+
+def read_jobs(path: str | Path) -> list[tuple]:
+    """What :func:`write_jobs` wrote, the arrays as numpy again."""
+    return [(name, features.numpy(), labels.numpy(), num_values, kwargs)
+            for name, features, labels, num_values, kwargs
+            in load_weights(path, "head-fit jobs")["jobs"]]
+
+
+def write_fits(fits: Mapping[str, HeadFit], path: str | Path) -> None:
+    """``fit_worker``'s output: each :class:`HeadFit` as a head entry and plain values."""
+    save_weights({"fits": {name: {"head": head_entry(fit.head), "hidden": fit.hidden,
+                                  "validation_accuracy": fit.validation_accuracy}
+                           for name, fit in fits.items()}}, path)
+
+
+def read_fits(path: str | Path) -> dict[str, HeadFit]:
+    """What :func:`write_fits` wrote."""
+    return {name: HeadFit(head_from_entry(fit["head"]), fit["hidden"], fit["validation_accuracy"])
+            for name, fit in load_weights(path, "head fits")["fits"].items()}
 
 
 def fewshot_attributes(path: str | Path) -> list:

@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from fashiontag.errors import ModelArtifactError
 from fashiontag.model.heads import (
     accuracy,
     confusion_matrix,
@@ -109,3 +112,51 @@ def test_the_few_shot_attributes_of_a_heads_file_are_listed_for_a_refit(tmp_path
     save_heads(tmp_path / "heads.pt", base.with_attribute(fabric), heads)
     assert fewshot_attributes(tmp_path / "heads.pt") == [fabric]
     assert fewshot_attributes(tmp_path / "missing.pt") == []
+
+
+class _Touch:
+    """Unpickles as a call of ``Path.touch``: stands for any code a crafted weight file runs."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def _crafted_heads_file(path: Path, marker: Path) -> Path:
+    taxonomy = DEFAULT_TAXONOMY.subset(["category"])
+    head = AttributeHead(taxonomy.category.num_values, in_dim=8)
+    torch.save({"format": 2, "taxonomy": taxonomy.to_json(),
+                "heads": {"category": {"kind": head.kind, "config": _Touch(marker),
+                                       "state_dict": head.state_dict()}}}, path)
+    return path
+
+
+def test_a_heads_file_carrying_a_pickled_callable_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+    crafted = _crafted_heads_file(tmp_path / "heads.pt", marker)
+    with pytest.raises(ModelArtifactError, match=r"carries code.*refused"):
+        load_heads(crafted)  # what training, export, few-shot and the served torch runtime call
+    assert not marker.exists()
+    torch.load(crafted, weights_only=False)  # the payload is live: unpickling it runs the call
+    assert marker.exists()
+
+
+def test_a_tuned_backbone_carrying_a_pickled_callable_is_refused_without_running_it(tmp_path):
+    from fashiontag.model.backbone import BACKBONE_NAME, load_backbone
+
+    marker = tmp_path / "ran"
+    torch.save({"format": 1, "backbone": BACKBONE_NAME, "tune_from": 13, "tail": _Touch(marker)},
+               tmp_path / "backbone.pt")
+    with pytest.raises(ModelArtifactError, match=r"carries code.*refused"):
+        load_backbone(tmp_path / "backbone.pt")
+    assert not marker.exists()
+
+
+def test_a_head_whose_config_is_not_plain_values_is_refused_when_saved(tmp_path):
+    taxonomy = DEFAULT_TAXONOMY.subset(["category"])
+    head = AttributeHead(taxonomy.category.num_values, in_dim=np.int64(8))  # would need pickle
+    with pytest.raises(ValueError, match="not plain JSON values"):
+        save_heads(tmp_path / "heads.pt", taxonomy, {"category": head})
+    assert not (tmp_path / "heads.pt").exists()
