@@ -11,6 +11,7 @@ from pressing "Train & deploy" to the new version answering goes to ``out/studio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -80,21 +81,54 @@ def explicit_server(workspace, tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def studio_url(workspace, explicit_server):
-    env = {**os.environ, "FASHIONTAG_ADMIN_KEY": ADMIN_KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fashiontag", "studio", "--catalog", str(workspace / "catalog"),
-         "--serve-url", explicit_server.grpc_url, "--repository", str(workspace / "repository"),
-         "--artifacts", str(workspace / "artifacts"), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+@contextlib.contextmanager
+def _studio(argv: list[str], cwd: Path, env: dict[str, str]):
+    """A ``fashiontag studio`` process; yields the URL it prints once it listens."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=cwd)
+    said: list[str] = []
+
+    def listening():
+        said.append(proc.stdout.readline())
+        if not said[-1] and proc.poll() is not None:
+            raise AssertionError(f"the studio exited {proc.returncode}: {''.join(said)}")
+        return re.search(r"http://\S+/", said[-1])
+
     try:
-        line = _wait(lambda: proc.stdout.readline(), 120, "the studio to start")
-        url = re.search(r"http://\S+/", line).group(0)
-        yield url
+        yield _wait(listening, 120, "the studio to start").group(0)
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def studio_url(workspace, explicit_server):
+    env = {**os.environ, "FASHIONTAG_ADMIN_KEY": ADMIN_KEY}
+    with _studio([sys.executable, "-m", "fashiontag", "studio",
+                  "--catalog", str(workspace / "catalog"),
+                  "--serve-url", explicit_server.grpc_url,
+                  "--repository", str(workspace / "repository"),
+                  "--artifacts", str(workspace / "artifacts"), "--port", "0"],
+                 ROOT, env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def readme_studio_url(workspace, explicit_server, tmp_path_factory):
+    """The studio started as the README's studio section shows it, from a working folder:
+    ``fashiontag studio --catalog catalog/ --serve-url HOST:PORT --admin-key-file key.txt``
+    (relative catalog, the default relative ``artifacts/``); only the port is a free one."""
+    work = tmp_path_factory.mktemp("readme-studio")
+    (work / "catalog").mkdir()
+    for photo in sorted((workspace / "catalog").glob("z_*_10.jpg")):  # one per group
+        shutil.copy2(photo, work / "catalog" / photo.name)
+    (work / "key.txt").write_text(ADMIN_KEY + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "FASHIONTAG_ADMIN_KEY"}
+    command = Path(sys.executable).with_name("fashiontag")  # the venv's console script
+    with _studio([str(command), "studio", "--catalog", "catalog/",
+                  "--serve-url", explicit_server.grpc_url, "--admin-key-file", "key.txt",
+                  "--port", "0"], work, env) as url:
+        yield url, work
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +147,21 @@ def browser(tmp_path_factory):
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
+
+
+#: every <img> of the page as [src, naturalWidth] once all have finished (loaded or broken);
+#: one the page script has not given a src yet counts as unfinished (its ``complete`` is true)
+IMAGES = """const images = Array.from(document.images);
+if (!images.length || images.some((i) => !i.getAttribute("src") || !i.complete)) return null;
+return images.map((i) => [i.getAttribute("src"), i.naturalWidth]);"""
+
+
+def _images_shown(driver, what: str) -> list[str]:
+    """The sources of the page's images, asserting each decoded (a broken one has width 0)."""
+    images = _wait(lambda: driver.execute_script(IMAGES), 60, f"the images of {what}")
+    broken = [src for src, width in images if width <= 0]
+    assert not broken, f"{what}: {len(broken)} of {len(images)} images not shown: {broken}"
+    return [src for src, _ in images]
 
 
 def _shot(driver, name: str) -> None:
@@ -237,3 +286,17 @@ def test_a_person_defines_labels_trains_deploys_and_rolls_back_an_attribute(
     assert NAME not in _served_attributes(explicit_server.grpc_url, held_out)
     (SHOTS / "timings.json").write_text(json.dumps(timings, indent=2))
     print(f"studio timings: {timings}")
+
+
+def test_the_studio_started_as_the_readme_shows_shows_every_photo(readme_studio_url, browser):
+    """Default (relative) artifacts path, relative catalog, another working folder: every
+    thumbnail of the grid and the photo and strip of the label page decode in the browser."""
+    url, work = readme_studio_url
+    browser.get(url)
+    grid = _images_shown(browser, "the catalog grid")
+    assert sorted(grid) == [f"/thumb/{n}" for n in range(3)]
+    _shot(browser, "07-readme-studio-grid")
+    browser.get(url + "label/category")
+    shown = _images_shown(browser, "the label page")
+    assert "/image/0" in shown and len(shown) == 1 + 3  # the photo and the strip's thumbnails
+    assert len(list((work / "artifacts" / "studio" / "thumbs").glob("*.jpg"))) == 3
