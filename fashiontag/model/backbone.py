@@ -30,7 +30,7 @@ __all__ = ["BACKBONE_NAME", "FEATURE_DIM", "TUNE_FROM", "Backbone", "load_backbo
 BACKBONE_NAME = "efficientnet-lite0"
 FEATURE_DIM = 1280
 #: Blocks ``TUNE_FROM..15`` (the last three, 192 channels at 7x7) and the head convolution are
-#: fine-tuned. Measured on 2 cores (see README, model quality): tuning the last six blocks
+#: fine-tuned. Measured on 2 cores (docs/model-quality.md): tuning the last six blocks
 #: (112x14x14 activations) cost twice the time per epoch for the accuracy it added.
 TUNE_FROM = 13
 
