@@ -119,7 +119,7 @@ $(FMNIST):
 model: install data
 	$(PY) -m fashiontag build --artifacts $(ARTIFACTS) $(if $(SERVE),--serve $(SERVE),)
 
-## train-full: the longer schedule (last six blocks tuned, 6 views; ~5 min more; see README, model quality)
+## train-full: the longer schedule (last six blocks tuned, 6 views; ~5 min more; see docs/model-quality.md)
 train-full: install data
 	$(PY) -m fashiontag build --artifacts $(ARTIFACTS) --schedule full $(if $(SERVE),--serve $(SERVE),)
 
