@@ -212,7 +212,8 @@ def served(blobs: list[bytes], rounds: int, concurrency: int, threads: int,
                 servers[name].start()
             samples: dict[str, list[float]] = {name: [] for name in servers}
             errors = dict.fromkeys(servers, 0)
-            with_clients = {name: TagClient(s.grpc_url, timeout_s=120)
+            # decode="server": the whole served pipeline (preprocess + attributes), as recorded
+            with_clients = {name: TagClient(s.grpc_url, decode="server", timeout_s=120)
                             for name, s in servers.items()}
             for client in with_clients.values():
                 list(client.tag_many(blobs[:concurrency * 2], concurrency=concurrency))  # warm

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fashiontag.client import ClientOptions
 from fashiontag.errors import ServerError
 from fashiontag.serving.server import SHM_PREFIX_BASE, TritonServer, find_free_port
 from tests.functional.conftest import free_port_config
@@ -108,5 +109,6 @@ def test_demo_once_writes_one_record_per_sample_image(repository, tmp_path):
     errors = {r["id"] for r in records if "error" in r}
     assert errors == {"broken/not-an-image.jpg", "broken/truncated.jpg"}
     ok = [r for r in records if "attributes" in r]
-    assert all(r["model"] == "fashiontag" and "category" in r["attributes"] for r in ok)
+    served = ClientOptions().served_model  # where the client's default decoding sends requests
+    assert all(r["model"] == served and "category" in r["attributes"] for r in ok)
     assert "garment type right on" in done.stdout and "people said" in done.stdout

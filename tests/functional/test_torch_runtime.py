@@ -61,7 +61,8 @@ def test_tritonserver_serves_the_torch_runtime_with_the_onnx_models_answers(
     paths = garment_samples + sample_photos
     images = [p.read_bytes() for p in paths]
     expected = load_model(built_model).run(np.stack([preprocess_bytes(b) for b in images]))
-    with TagClient(torch_server.grpc_url, timeout_s=60) as client:
+    # decode="server": the bad input below must reach the server, batched with good ones
+    with TagClient(torch_server.grpc_url, decode="server", timeout_s=60) as client:
         results = list(client.tag_many(images, concurrency=8))  # batches form: torch.cat path
         assert all(r.ok for r in results), [r.error for r in results if not r.ok]
         served = np.stack([r.attributes.vector for r in results])
