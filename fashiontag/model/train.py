@@ -13,6 +13,10 @@
    render-only heads) and folded into the weights (:mod:`.temperature`).
 5. The report scores the test photographers: accuracy, confusion matrix, calibration error
    before and after, and the short/long checks of sleeve and pant length.
+
+:func:`train` runs these as named stages (:data:`STAGES`: data, fine-tune, features, heads,
+calibrate, score, save), each logged as it ends and timed in the report's ``seconds``, so a
+slower run says which stage grew.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -293,28 +297,62 @@ def _subset(photos: list, limit: int | None) -> list:
     return photos if limit is None else photos[:limit]
 
 
-def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
-    """Fine-tune, fit and calibrate every head; write ``backbone.pt``, ``heads.pt`` and
-    ``training_report.json`` under ``cfg.artifacts``; return the report."""
-    t0 = time.perf_counter()
+# ------------------------------------------------------------------------------ stages
+#: What ``train`` runs, in order; each stage's wall time goes to the report's ``seconds``.
+STAGES = ("data", "fine-tune", "features", "heads", "calibrate", "score", "save")
+
+
+class _StageClock:
+    """Times the named stages of one training run and logs each as it starts and ends."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, stage: Callable, *args):
+        """``stage(*args)`` as the stage ``name``; its result."""
+        log.info("training stage %d/%d: %s", len(self.seconds) + 1, len(STAGES), name)
+        began = time.perf_counter()
+        result = stage(*args)
+        self.seconds[name] = round(time.perf_counter() - began, 1)
+        log.info("training stage %s done in %.1f s", name, self.seconds[name])
+        return result
+
+    def report(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.perf_counter() - self.start, 1)}
+
+
+@dataclass
+class _Data:
+    """Trunk activations and labels of every split: the photos (plus the studio's corrections
+    in train) and the rendered garments."""
+
+    splits: clothing.ClothingSplits
+    acts: dict[str, np.ndarray]  # part → [photos, views, C, H, W]
+    targets: dict[str, dict[str, np.ndarray]]  # part → attribute → value index (-1: unknown)
+    renders: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]  # part → (acts, labels)
+    summary: dict  # the report's "data"
+
+
+@dataclass
+class _Features:
+    """Pooled features of the tuned backbone, for the heads, the temperatures and the scores."""
+
+    photos: dict[str, np.ndarray]  # train: ``head_views`` views per photo; val, test: view 0
+    view_targets: dict[str, np.ndarray]  # train targets repeated per view
+    renders: dict[str, np.ndarray]
+    render_labels: dict[str, dict[str, np.ndarray]]
+
+
+def _data_stage(cfg: TrainConfig, taxonomy: Taxonomy) -> _Data:
+    """Photos split by photographer, studio corrections, renders (and a FashionAI CSV) through
+    the frozen trunk (cached)."""
     layout = cfg.layout
-    seconds: dict[str, float] = {}
-    mark = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        seconds[name] = round(now - mark[0], 1)
-        mark[0] = now
-        log.info("training: %s done in %.1f s", name, seconds[name])
-
     photos = clothing.load(cfg.clothing)
     splits = clothing.sender_split(photos)
     parts = {part: [p for p in _subset(getattr(splits, part), cfg.limit) if p.labelled]
              for part in ("train", "val", "test")}
-    report: dict = {"config": {k: str(v) for k, v in asdict(cfg).items()},
-                    "signature": training_signature(cfg), "heads": {},
-                    "data": {"clothing": splits.summary(),
-                             "used": {k: len(v) for k, v in parts.items()}}}
+    summary: dict = {"clothing": splits.summary(), "used": {k: len(v) for k, v in parts.items()}}
     trunk = trunk_extractor(layout.cache, tune_from=cfg.tune_from)
     acts = {part: _photo_activations(cfg, trunk, part, ps, cfg.views if part == "train" else 1)
             for part, ps in parts.items()}
@@ -326,8 +364,7 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         acts["train"] = np.concatenate([acts["train"], extra_acts])
         targets["train"] = {k: np.concatenate([v, extra_targets[k]])
                             for k, v in targets["train"].items()}
-        report["data"]["studio_corrections"] = len(extra)
-    lap("photo activations")
+        summary["studio_corrections"] = len(extra)
     renders = {part: _rendered_activations(cfg, trunk, part) for part in RENDER_SEEDS}
     if cfg.fashionai_csv:
         csv_acts, csv_labels = _fashionai_csv_activations(cfg, trunk)
@@ -335,44 +372,51 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         renders["train"] = (np.concatenate([train_acts, csv_acts]),
                             {k: np.concatenate([train_labels[k], csv_labels[k]])
                              for k in train_labels})
-    lap("render activations")
+    return _Data(splits, acts, targets, renders, summary)
 
-    # 1. fine-tune the tail on real photos: garment type + weak sleeve/pant labels
+
+def _finetune_stage(cfg: TrainConfig, taxonomy: Taxonomy, data: _Data):
+    """The backbone's tail tuned on real photos (garment type + weak sleeve/pant labels),
+    validated per epoch on the validation photographers; written to ``backbone.pt``."""
     category = taxonomy.category
     backbone = load_backbone(tune_from=cfg.tune_from)
-    num_values = {name: taxonomy[name].num_values for name in targets["train"]}
+    num_values = {name: taxonomy[name].num_values for name in data.targets["train"]}
 
     def validate(epoch: int, model) -> dict:
         import torch
 
         with torch.no_grad():
-            logits = model(torch.from_numpy(acts["val"][:, 0].astype(np.float32)))
-        y = targets["val"][category.name]
+            logits = model(torch.from_numpy(data.acts["val"][:, 0].astype(np.float32)))
+        y = data.targets["val"][category.name]
         return {"val_category_accuracy": round(float(
             (logits[category.name].numpy().argmax(1) == y).mean()), 4)}
 
-    tuned = finetune(backbone, acts["train"], targets["train"], num_values, cfg.finetune,
-                     on_epoch=validate)
-    save_tail(backbone, layout.backbone)
-    report["finetune"] = {**cfg.finetune.to_dict(), "history": tuned.history,
-                          "seconds": tuned.seconds, "steps": tuned.steps}
-    lap("fine-tune")
+    tuned = finetune(backbone, data.acts["train"], data.targets["train"], num_values,
+                     cfg.finetune, on_epoch=validate)
+    save_tail(backbone, cfg.layout.backbone)
+    return backbone, tuned
 
-    # 2. pooled features of everything through the tuned backbone
+
+def _features_stage(cfg: TrainConfig, backbone, data: _Data) -> _Features:
+    """Pooled features of everything through the tuned backbone."""
     device = cfg.finetune.device
-    train_views = acts["train"][:, :cfg.head_views]
+    train_views = data.acts["train"][:, :cfg.head_views]
     n, v = train_views.shape[:2]
-    feats = {"train": tail_features(backbone, train_views.reshape(n * v, *train_views.shape[2:]),
-                                    device=device),
-             "val": tail_features(backbone, acts["val"][:, 0], device=device),
-             "test": tail_features(backbone, acts["test"][:, 0], device=device)}
-    view_targets = {k: np.repeat(t, v) for k, t in targets["train"].items()}
-    render_feats = {part: tail_features(backbone, a, device=device)
-                    for part, (a, _) in renders.items()}
-    render_labels = {part: labels for part, (_, labels) in renders.items()}
-    lap("features")
+    photos = {"train": tail_features(backbone, train_views.reshape(n * v, *train_views.shape[2:]),
+                                     device=device),
+              "val": tail_features(backbone, data.acts["val"][:, 0], device=device),
+              "test": tail_features(backbone, data.acts["test"][:, 0], device=device)}
+    return _Features(photos, {k: np.repeat(t, v) for k, t in data.targets["train"].items()},
+                     {part: tail_features(backbone, a, device=device)
+                      for part, (a, _) in data.renders.items()},
+                     {part: labels for part, (_, labels) in data.renders.items()})
 
-    # 3. heads: the garment type's from fine-tuning; the rest fitted on the tuned features
+
+def _heads_stage(cfg: TrainConfig, taxonomy: Taxonomy, tuned, feats: _Features
+                 ) -> tuple[dict, dict[str, heads_lib.HeadFit]]:
+    """The garment type's head from fine-tuning; every FashionAI head fitted on the tuned
+    features (real photos' weak labels, every view, plus renders), one worker per core."""
+    category = taxonomy.category
     heads: dict = {}
     linear = tuned.heads[category.name]
     head = AttributeHead(category.num_values, hidden=0, dropout=cfg.finetune.dropout)
@@ -382,50 +426,73 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
     for attribute in FASHIONAI_ATTRIBUTES:
         if attribute.name not in taxonomy:
             continue
-        x, y = render_feats["train"], render_labels["train"][attribute.name]
-        if attribute.name in view_targets:  # real photos with weak labels, every view
-            x = np.concatenate([feats["train"], x])
-            y = np.concatenate([view_targets[attribute.name], y])
+        x, y = feats.renders["train"], feats.render_labels["train"][attribute.name]
+        if attribute.name in feats.view_targets:  # real photos with weak labels, every view
+            x = np.concatenate([feats.photos["train"], x])
+            y = np.concatenate([feats.view_targets[attribute.name], y])
         jobs[attribute.name] = (x, y, attribute.num_values)
     fits = heads_lib.select_heads(jobs, hidden_options=cfg.hidden_options, seed=cfg.seed,
                                   steps=cfg.steps)
     for name, fit in fits.items():
         heads[name] = fit.head
-    lap("heads")
+    return heads, fits
 
-    # 4. temperatures on held-out photographers (renders for render-only heads), then scores
+
+def _calibrate_stage(taxonomy: Taxonomy, heads: dict, data: _Data, feats: _Features
+                     ) -> dict[str, float]:
+    """One softmax temperature per head, fitted on the validation photographers (plus renders
+    for the weak-label heads; renders alone for the render-only ones)."""
+    temperatures = {}
     for name, head in heads.items():
-        attribute = taxonomy[name]
-        real = name in targets["val"]
-        val_x, val_y = (feats["val"], targets["val"][name]) if real else \
-            (render_feats["val"], render_labels["val"][name])
-        if real and name != category.name:  # weak labels are few: renders join the fit
-            val_x = np.concatenate([val_x, render_feats["val"]])
-            val_y = np.concatenate([val_y, render_labels["val"][name]])
-        temperature = fit_temperature(_logits(head, val_x), val_y)
+        real = name in data.targets["val"]
+        val_x, val_y = (feats.photos["val"], data.targets["val"][name]) if real else \
+            (feats.renders["val"], feats.render_labels["val"][name])
+        if real and name != taxonomy.category.name:  # weak labels are few: renders join the fit
+            val_x = np.concatenate([val_x, feats.renders["val"]])
+            val_y = np.concatenate([val_y, feats.render_labels["val"][name]])
+        temperatures[name] = fit_temperature(_logits(head, val_x), val_y)
+    return temperatures
+
+
+def _score_stage(taxonomy: Taxonomy, heads: dict, fits: dict, temperatures: dict[str, float],
+                 data: _Data, feats: _Features) -> dict[str, dict]:
+    """The report's entry per head: test photographers (and the short/long check) where there
+    are real labels, held-out renders where there are rendered ones."""
+    category = taxonomy.category
+    entries = {}
+    for name, head in heads.items():
+        attribute, temperature = taxonomy[name], temperatures[name]
+        real = name in data.targets["val"]
         entry: dict = {"attribute": name, "temperature": round(temperature, 4),
                        "experimental": attribute.experimental}
         if isinstance(head, AttributeHead) and name in fits:
             entry["head_hidden"] = fits[name].hidden
         if real:
-            entry["real_photos"] = _score(head, feats["test"], targets["test"][name],
+            entry["real_photos"] = _score(head, feats.photos["test"], data.targets["test"][name],
                                           attribute.num_values, temperature)
             if name != category.name:
                 entry["real_photos"]["short_long_accuracy"] = _coarse_accuracy(
-                    name, attribute, head, feats["test"], targets["test"][name])
-            entry["test_set"] = f"clothing photos of {len(splits.senders('test'))} " \
+                    name, attribute, head, feats.photos["test"], data.targets["test"][name])
+            entry["test_set"] = f"clothing photos of {len(data.splits.senders('test'))} " \
                                 "photographers never trained on"
-        if name in render_labels["test"]:
-            entry["renders"] = _score(head, render_feats["test"], render_labels["test"][name],
-                                      attribute.num_values, temperature)
+        if name in feats.render_labels["test"]:
+            entry["renders"] = _score(head, feats.renders["test"],
+                                      feats.render_labels["test"][name], attribute.num_values,
+                                      temperature)
             entry.setdefault("test_set", "procedurally rendered garments (held-out seed)")
         scored = entry.get("real_photos") or entry.get("renders")
         entry["test_accuracy"] = scored["accuracy"]
         entry["test_examples"] = scored["examples"]
-        report["heads"][name] = entry
-        scale_logits(head, 1.0 / temperature)
-    lap("calibrate + score")
+        entries[name] = entry
+    return entries
 
+
+def _save_stage(cfg: TrainConfig, taxonomy: Taxonomy, heads: dict,
+                temperatures: dict[str, float], report: dict) -> None:
+    """Temperatures folded into the weights (after scoring, which needs the raw logits), the
+    fixed colour head added, ``heads.pt`` written."""
+    for name, head in heads.items():
+        scale_logits(head, 1.0 / temperatures[name])
     if cfg.colour:  # fixed, untrained: pixels → named-colour shares (fashiontag.colour)
         from fashiontag.colour.head import ColourHead
         from fashiontag.colour.palette import colour_attribute
@@ -436,10 +503,32 @@ def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
         report["fixed_heads"] = {colour.name: colour.description}
     # few-shot heads learned on the previous backbone's features do not fit the new one: they
     # are not kept, and `fashiontag build` refits them from their recorded labels
-    dropped = heads_lib.fewshot_attributes(layout.heads)
+    dropped = heads_lib.fewshot_attributes(cfg.layout.heads)
     if dropped:
         report["dropped_fewshot_attributes"] = [a.to_dict() for a in dropped]
-    heads_lib.save_heads(layout.heads, taxonomy, heads)
-    report["seconds"] = {**seconds, "total": round(time.perf_counter() - t0, 1)}
-    layout.training_report.write_text(json.dumps(report, indent=2))
+    heads_lib.save_heads(cfg.layout.heads, taxonomy, heads)
+
+
+def train(cfg: TrainConfig, taxonomy: Taxonomy = DEFAULT_TAXONOMY) -> dict:
+    """Run the :data:`STAGES`; write ``backbone.pt``, ``heads.pt`` and
+    ``training_report.json`` (with each stage's seconds) under ``cfg.artifacts``; return the
+    report."""
+    clock = _StageClock()
+    report: dict = {"config": {k: str(v) for k, v in asdict(cfg).items()},
+                    "signature": training_signature(cfg), "heads": {}}
+    data = clock.run("data", _data_stage, cfg, taxonomy)
+    report["data"] = data.summary
+    backbone, tuned = clock.run("fine-tune", _finetune_stage, cfg, taxonomy, data)
+    report["finetune"] = {**cfg.finetune.to_dict(), "history": tuned.history,
+                          "seconds": tuned.seconds, "steps": tuned.steps}
+    feats = clock.run("features", _features_stage, cfg, backbone, data)
+    heads, fits = clock.run("heads", _heads_stage, cfg, taxonomy, tuned, feats)
+    temperatures = clock.run("calibrate", _calibrate_stage, taxonomy, heads, data, feats)
+    report["heads"] = clock.run("score", _score_stage, taxonomy, heads, fits, temperatures,
+                                data, feats)
+    clock.run("save", _save_stage, cfg, taxonomy, heads, temperatures, report)
+    report["seconds"] = clock.report()
+    log.info("training stages (s): %s",
+             ", ".join(f"{k} {v}" for k, v in report["seconds"].items()))
+    cfg.layout.training_report.write_text(json.dumps(report, indent=2))
     return report
