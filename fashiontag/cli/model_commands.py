@@ -50,7 +50,8 @@ def _print_training(report: dict, artifacts: Path) -> None:
             extra += f", ECE {real['ece_before']:.3f} -> {real['ece']:.3f}"
         print(f"{name:16s} test accuracy {head['test_accuracy']:.4f}{extra} "
               f"({head['test_examples']} examples, {head['test_set']})")
-    print(f"trained in {report['seconds']['total']} s; model in {artifacts}/")
+    stages = ", ".join(f"{k} {v}" for k, v in report["seconds"].items() if k != "total")
+    print(f"trained in {report['seconds']['total']} s ({stages}); model in {artifacts}/")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
