@@ -91,7 +91,7 @@ def quick_config(artifacts: Path) -> TrainConfig:
 
 def full_config(artifacts: Path) -> TrainConfig:
     """``make train-full``: the last six blocks tuned instead of three (112x14x14 activations,
-    twice the time per epoch) and 6 views per photo (see README, model quality, for both)."""
+    twice the time per epoch) and 6 views per photo (docs/model-quality.md has both measured)."""
     return TrainConfig(artifacts=artifacts, views=6, tune_from=10)
 
 
