@@ -17,8 +17,9 @@ from fashiontag.errors import FashiontagError
 
 
 def _urls(values: list[str] | None) -> tuple[str, ...]:
-    urls = tuple(u.strip() for v in (values or ["127.0.0.1:8001"]) for u in v.split(",")
-                 if u.strip())
+    from fashiontag.client._common import split_urls
+
+    urls = tuple(u for v in (values or ["127.0.0.1:8001"]) for u in split_urls(v))
     if not urls:
         raise FashiontagError("--url needs at least one host:port")
     return urls
@@ -117,8 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--resume", action="store_true", help="skip ids already in --out")
     mode.add_argument("--overwrite", action="store_true", help="start --out afresh")
     p.add_argument("--url", action="append", metavar="HOST:PORT",
-                   help="server gRPC address; repeat (or comma-separate) for several servers "
-                        "(default 127.0.0.1:8001)")
+                   help="server gRPC address; repeat (or comma-separate) for several servers; "
+                        "a gRPC target such as dns:///fashiontag:8001 is balanced over every "
+                        "address it resolves to (default 127.0.0.1:8001)")
     p.add_argument("--balance", choices=["least-loaded", "round-robin"], default="least-loaded")
     p.add_argument("--engine", choices=["local", "ray"], default="local")
     p.add_argument("--decode", choices=DECODE_MODES, default=DEFAULT_DECODE,

@@ -53,14 +53,32 @@ from fashiontag.protocol import (
 )
 from fashiontag.taxonomy import Taxonomy, TaxonomyError
 
-__all__ = ["ClientOptions", "ImageItem", "Preparer", "item_id", "normalise_item", "image_inputs",
-           "pixel_inputs", "preparer_from_config", "taxonomy_from_config", "to_result",
+__all__ = ["ClientOptions", "GRPC_SCHEMES", "ImageItem", "Preparer", "item_id", "normalise_item",
+           "image_inputs", "split_urls", "pixel_inputs", "preparer_from_config",
+           "taxonomy_from_config", "to_result",
            "DECODE_MODES", "TaxonomyBook", "UnknownTaxonomyError", "taxonomy_source"]
 
 # gRPC's default reconnect back-off grows to 120 s; a restarted server should be found in ~1 s.
 _RECONNECT_ARGS = [("grpc.initial_reconnect_backoff_ms", 250),
                    ("grpc.min_reconnect_backoff_ms", 250),
                    ("grpc.max_reconnect_backoff_ms", 2000)]
+
+# A target that resolves to several addresses (a headless Kubernetes Service behind
+# ``dns:///name:8001``, or ``ipv4:a:p,b:p``) spreads requests over all of them; the default
+# pick_first would pin every request of a channel to one replica.
+_BALANCING_ARGS = [("grpc.lb_policy_name", "round_robin")]
+
+#: gRPC resolver schemes: a URL starting with one is a single channel target, commas included.
+GRPC_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
+
+
+def split_urls(text: str) -> tuple[str, ...]:
+    """``"a:1,b:2"`` → two servers; a gRPC target with a scheme (``dns:///svc:8001``,
+    ``ipv4:10.0.0.1:8001,10.0.0.2:8001``) stays one URL, whose addresses gRPC balances."""
+    text = text.strip()
+    if text.startswith(GRPC_SCHEMES):
+        return (text,)
+    return tuple(u.strip() for u in text.split(",") if u.strip())
 
 #: What ``tag_many`` accepts per item: bytes, a path, or ``(id, bytes | path)``.
 ImageItem = bytes | bytearray | memoryview | str | Path | tuple
@@ -69,7 +87,9 @@ ImageItem = bytes | bytearray | memoryview | str | Path | tuple
 @dataclass(frozen=True)
 class ClientOptions:
     """``url`` may name several servers (a sequence, or ``"host:port,host:port"``); streams then
-    spread requests over them (``balance``: ``"least_loaded"`` or ``"round_robin"``)."""
+    spread requests over them (``balance``: ``"least_loaded"`` or ``"round_robin"``). One URL
+    may also be a gRPC target that resolves to several replicas (``dns:///fashiontag:8001`` on a
+    headless Service): gRPC's round_robin then spreads that channel's requests over them."""
 
     url: str | Sequence[str] = "127.0.0.1:8001"
     model: str = ENSEMBLE_MODEL  # takes encoded images (decode="server")
@@ -95,11 +115,15 @@ class ClientOptions:
             raise ValueError(f"balance must be least_loaded or round_robin, got {self.balance!r}")
         if not self.urls:
             raise ValueError("at least one server URL is needed")
+        if self.shared_memory and any(u.startswith(GRPC_SCHEMES) for u in self.urls):
+            raise ValueError("shared_memory registers regions on one server per URL: give "
+                             "host:port URLs, not a balanced gRPC target")
 
     @property
     def urls(self) -> tuple[str, ...]:
-        parts = self.url.split(",") if isinstance(self.url, str) else list(self.url)
-        return tuple(u.strip() for u in parts if u and u.strip())
+        """One entry per channel; see :func:`split_urls`."""
+        parts = [self.url] if isinstance(self.url, str) else list(self.url)
+        return tuple(u for part in parts if part for u in split_urls(part))
 
     @property
     def served_model(self) -> str:
@@ -119,6 +143,7 @@ class ClientOptions:
             ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
             ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
             *_RECONNECT_ARGS,
+            *_BALANCING_ARGS,
         ]
         kwargs: dict[str, Any] = {"url": url or self.urls[0], "channel_args": channel_args}
         if self.ssl:
