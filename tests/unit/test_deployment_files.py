@@ -12,6 +12,7 @@ import re
 import shlex
 from pathlib import Path
 
+import kubernetes_validate  # dev extra: the Kubernetes JSON schemas, bundled (offline)
 import pytest
 
 from fashiontag.serving.repository import ServingSettings
@@ -30,10 +31,16 @@ def _docs(path: Path) -> list:
     return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
 
 
-def _k8s(kind: str) -> dict:
-    found = [d for p in K8S.glob("*.yaml") for d in _docs(p) if d.get("kind") == kind]
-    assert len(found) == 1, f"expected one {kind} in docker/k8s, found {len(found)}"
+def _k8s(kind: str, name: str | None = None) -> dict:
+    found = [d for p in K8S.glob("*.yaml") for d in _docs(p) if d.get("kind") == kind
+             and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''} in docker/k8s, found {len(found)}"
     return found[0]
+
+
+def _engine_builder() -> dict:
+    pod = _k8s("Job")["spec"]["template"]["spec"]
+    return next(c for c in pod["initContainers"] if c["name"] == "engine-builder")
 
 
 def _compose() -> dict:
@@ -118,8 +125,7 @@ def test_engine_builder_script_exists_and_matches_the_served_profile():
     assert "model_sm${cc/./}.plan" in script.read_text()
     compose_env = _compose()["services"]["engine-builder"]["environment"]
     assert int(compose_env["MAX_BATCH"]) == settings.max_batch_size
-    init = _k8s("Deployment")["spec"]["template"]["spec"]["initContainers"][0]
-    k8s_env = {e["name"]: e["value"] for e in init["env"]}
+    k8s_env = {e["name"]: e["value"] for e in _engine_builder()["env"]}
     assert int(k8s_env["MAX_BATCH"]) == settings.max_batch_size
     assert int(k8s_env["OPT_BATCH"]) == settings.gpu_opt_batch
 
@@ -152,18 +158,15 @@ def test_deployment_requests_a_gpu_and_probes_tritons_health_endpoints():
     pod = _k8s("Deployment")["spec"]["template"]["spec"]
     triton = next(c for c in pod["containers"] if c["name"] == "triton")
     assert int(triton["resources"]["limits"]["nvidia.com/gpu"]) == 1
-    assert int(pod["initContainers"][0]["resources"]["limits"]["nvidia.com/gpu"]) == 1
+    assert int(_engine_builder()["resources"]["limits"]["nvidia.com/gpu"]) == 1
     assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert triton["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     ports = {p["name"]: p["containerPort"] for p in triton["ports"]}
     assert ports == TRITON_PORTS
     assert triton["readinessProbe"]["httpGet"]["port"] == "http"
-    for container in pod["containers"] + pod["initContainers"]:
+    job = _k8s("Job")["spec"]["template"]["spec"]
+    for container in pod["containers"] + job["containers"] + job["initContainers"]:
         assert _pinned(container["image"]), container["image"]
-    # the engine the init container builds is the directory Triton serves the model from
-    init_mount = pod["initContainers"][0]["volumeMounts"][0]
-    served = next(m for m in triton["volumeMounts"] if m["name"] == init_mount["name"])
-    assert served["mountPath"] == "/models/fashiontag_attributes/1"
     assert pod["terminationGracePeriodSeconds"] > 30  # tritonserver --exit-timeout-secs=30
 
 
@@ -184,7 +187,8 @@ def test_hpa_scales_the_deployment_on_a_metric_the_adapter_rules_define():
     assert metric["type"] == "Pods"
     name = metric["pods"]["metric"]["name"]
     assert float(metric["pods"]["target"]["averageValue"]) > 0
-    rules = yaml.safe_load(_k8s("ConfigMap")["data"]["config.yaml"])["rules"]
+    adapter = _k8s("ConfigMap", "fashiontag-prometheus-adapter-rules")
+    rules = yaml.safe_load(adapter["data"]["config.yaml"])["rules"]
     assert name in {r["name"]["as"] for r in rules}
     rule = next(r for r in rules if r["name"]["as"] == name)
     assert "nv_inference_queue_duration_us" in rule["metricsQuery"]
@@ -201,3 +205,85 @@ def test_network_policy_admits_only_labelled_clients_to_the_triton_pods():
     assert [p["port"] for p in metrics["ports"]] == [8002]
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert "networkpolicy.yaml" in kustomization["resources"]
+
+
+# --------------------------------------------------------------- rendered, schema-validated
+KUBERNETES_VERSION = "1.30"  # the oldest Kubernetes release these manifests promise to run on
+
+
+def _render(**overrides) -> list[dict]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("k8s_render", K8S / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render(K8S, **overrides)
+
+
+def test_every_manifest_is_rendered_and_the_kustomization_lists_them_all():
+    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
+    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    rendered = _render()
+    assert len(rendered) == sum(len(_docs(K8S / name)) for name in listed)
+    deployment = next(d for d in rendered if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] >= 2  # the kustomization's count, not the file's
+
+
+@pytest.mark.parametrize("replicas", [2, 5])
+def test_rendered_manifests_validate_against_the_kubernetes_schemas(replicas):
+    """Strict: an unknown or misspelt field fails, as kubectl's server-side validation would."""
+    docs = _render(replicas=replicas, model_repository="gs://bucket/fashiontag",
+                   namespace="ml")
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    kinds = {d["kind"]: d for d in docs}
+    assert kinds["Deployment"]["spec"]["replicas"] == replicas
+    assert kinds["HorizontalPodAutoscaler"]["spec"]["minReplicas"] == replicas
+    store = next(d for d in docs if d["metadata"]["name"] == "fashiontag-model-store")
+    assert store["data"]["MODEL_REPOSITORY"] == "gs://bucket/fashiontag"
+    assert all(d["metadata"]["namespace"] == "ml" for d in docs)
+
+
+def test_a_misspelt_field_fails_schema_validation():
+    deployment = next(d for d in _render() if d["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def _env(container: dict) -> dict:
+    return {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in container["env"]
+            if "valueFrom" in e}
+
+
+def test_every_replica_serves_the_repository_the_job_publishes_to_object_storage():
+    store = _k8s("ConfigMap", "fashiontag-model-store")
+    assert store["data"]["MODEL_REPOSITORY"].startswith(("s3://", "gs://", "as://"))
+    triton = _k8s("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--model-repository=$(MODEL_REPOSITORY)" in triton["args"]
+    assert "--model-control-mode=poll" in triton["args"]  # versions written there get loaded
+    assert _env(triton)["MODEL_REPOSITORY"]["name"] == store["metadata"]["name"]
+    assert "volumeMounts" not in triton or all(m["mountPath"] == "/dev/shm"
+                                               for m in triton["volumeMounts"])
+    job = _k8s("Job")["spec"]["template"]["spec"]
+    upload = job["containers"][0]
+    assert "$(MODEL_REPOSITORY)" in upload["args"]
+    assert _env(upload)["MODEL_REPOSITORY"]["name"] == store["metadata"]["name"]
+    # the engine is built into the published repository's version folder
+    repository = next(c for c in job["initContainers"] if c["name"] == "repository")
+    engine_dir = {e["name"]: e["value"] for e in _engine_builder()["env"]}["ENGINE_DIR"]
+    root = repository["volumeMounts"][0]["mountPath"]
+    assert engine_dir == f"{root}/fashiontag_attributes/1"
+    assert upload["volumeMounts"][0]["mountPath"] == root
+
+
+def test_clients_balance_per_request_over_a_headless_service():
+    """A ClusterIP pins each gRPC connection to one pod; a headless name resolves to all of
+    them (the client's round_robin: tests/unit/test_client_balancing.py), and a maximum
+    connection age makes connected clients re-resolve and find replicas added since."""
+    service = _k8s("Service")
+    assert service["spec"]["clusterIP"] == "None"
+    triton = _k8s("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    age = next(a for a in triton["args"] if a.startswith("--grpc-max-connection-age="))
+    assert 0 < int(age.split("=")[1]) <= 300_000
+    assert any(a.startswith("--grpc-max-connection-age-grace=") for a in triton["args"])
