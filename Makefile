@@ -21,7 +21,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
 .PHONY: run test unit functional bench bench-smoke bench-venvs java install data model int8 repository \
-        lint lint-imports clean constraints train-full browser
+        lint lint-imports clean constraints train-full browser model-card
 
 ## run: install, build the model, start tritonserver, tag samples/ (ONCE=1 exits after the demo)
 run: model
@@ -122,6 +122,10 @@ model: install data
 ## train-full: the longer schedule (last six blocks tuned, 6 views; ~5 min more; see docs/model-quality.md)
 train-full: install data
 	$(PY) -m fashiontag build --artifacts $(ARTIFACTS) --schedule full $(if $(SERVE),--serve $(SERVE),)
+
+## model-card: docs/model-card.md written from the build's training and evaluation reports
+model-card: $(MODEL)
+	$(PY) -m fashiontag model-card --artifacts $(ARTIFACTS) --out docs/model-card.md
 
 ## int8: the INT8 (QDQ) model alone; refused unless it passes its gate on real photos
 int8: $(INT8)

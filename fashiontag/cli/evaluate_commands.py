@@ -1,4 +1,5 @@
-"""``evaluate``: accuracy, confusion matrix and calibration on labelled real photos."""
+"""``evaluate``: accuracy, confusion matrix and calibration on labelled real photos;
+``model-card``: the model card written from those scores and the training report."""
 
 from __future__ import annotations
 
@@ -33,7 +34,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from fashiontag.model_card import read_report, render_model_card
+    from fashiontag.onnxio.metadata import read_metadata
+
+    artifacts = Artifacts(args.artifacts)
+    model = args.model or artifacts.model()
+    training = read_report(artifacts.training_report)
+    evaluation = read_report(artifacts.evaluation_report, required=False)
+    taxonomy = read_metadata(model).taxonomy  # what the exported model serves
+    used = [artifacts.training_report.name, model.name]
+    if evaluation is not None:
+        used.insert(1, artifacts.evaluation_report.name)
+    card = render_model_card(training, taxonomy, evaluation, sources=", ".join(used))
+    if args.out is None:
+        print(card, end="")
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(card)
+        print(f"model card written to {args.out}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("model-card", help="write the model card (intended use, data and "
+                                          "licences, per-attribute scores, failure modes) "
+                                          "from the training and evaluation reports")
+    p.add_argument("--out", type=Path, help="Markdown file to write (default: stdout), e.g. "
+                                            "docs/model-card.md")
+    p.add_argument("--model", type=Path, help="exported ONNX whose taxonomy the card describes "
+                                              "(default: the artifacts' FP32)")
+    add_artifacts_flag(p)
+    p.set_defaults(func=cmd_model_card)
+
     p = sub.add_parser("evaluate", help="score tags against labelled real photos: accuracy per "
                                         "attribute, confusion matrix, calibration (ECE)")
     p.add_argument("source", help="a folder of garment-type folders, a CSV of labels "
