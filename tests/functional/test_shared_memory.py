@@ -60,7 +60,8 @@ def test_a_consumer_that_stops_early_leaves_no_region_behind(server, garment_sam
 
 def test_shared_memory_needs_client_side_decoding():
     with pytest.raises(ValueError, match="decode='client'"):
-        ClientOptions(shared_memory=True)
+        ClientOptions(shared_memory=True, decode="server")
+    assert ClientOptions(shared_memory=True).decode == "client"  # the default decodes in the client
 
 
 def test_the_tag_command_passes_tiles_through_shared_memory(server, tmp_path):
