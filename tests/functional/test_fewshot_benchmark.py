@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
+
+# ~40-50 s on 2 cores: part of `make bench` (pytest -m slow), keeping `make test` under 12 min
+@pytest.mark.slow
 def test_fewshot_benchmark_smoke_reports_accuracy_side_by_side_and_a_clean_reload(tmp_path,
                                                                                   built_model):
     from benchmarks.fewshot import main

@@ -14,6 +14,8 @@ import pytest
 from benchmarks import runtimes
 
 
+# ~40-50 s on 2 cores: part of `make bench` (pytest -m slow), keeping `make test` under 12 min
+@pytest.mark.slow
 def test_runtime_benchmark_smoke_measures_every_configuration(tmp_path, built_model):
     out = tmp_path / "runtimes.json"
     result = runtimes.main(["--smoke", "--out", str(out)])
