@@ -65,8 +65,11 @@ _RECONNECT_ARGS = [("grpc.initial_reconnect_backoff_ms", 250),
 
 # A target that resolves to several addresses (a headless Kubernetes Service behind
 # ``dns:///name:8001``, or ``ipv4:a:p,b:p``) spreads requests over all of them; the default
-# pick_first would pin every request of a channel to one replica.
-_BALANCING_ARGS = [("grpc.lb_policy_name", "round_robin")]
+# pick_first would pin every request of a channel to one replica. A name is re-resolved when a
+# connection closes (the server's max connection age), at most once a second instead of gRPC's
+# 30 s, so replicas added since are found within a connection age.
+_BALANCING_ARGS = [("grpc.lb_policy_name", "round_robin"),
+                   ("grpc.dns_min_time_between_resolutions_ms", 1000)]
 
 #: gRPC resolver schemes: a URL starting with one is a single channel target, commas included.
 GRPC_SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
