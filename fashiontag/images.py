@@ -78,12 +78,14 @@ _REDUCED_FLAGS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_
 def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
     """Read only the header; raise :class:`ImageDecodeError` for empty, unknown or huge input."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ImageDecodeError(f"expected encoded image bytes, got {type(data).__name__}")
+        raise ImageDecodeError(f"expected encoded image bytes, got {type(data).__name__}",
+                               "not_bytes")
     size = len(data)
     if size == 0:
-        raise ImageDecodeError("empty input: 0 bytes")
+        raise ImageDecodeError("empty input: 0 bytes", "empty")
     if size > limits.max_bytes:
-        raise ImageDecodeError(f"input is {size} bytes, above the limit of {limits.max_bytes}")
+        raise ImageDecodeError(f"input is {size} bytes, above the limit of {limits.max_bytes}",
+                               "too_many_bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -92,18 +94,19 @@ def probe(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> ImageHeader:
     except UnidentifiedImageError:
         # the message never quotes input bytes: errors end up in logs
         raise ImageDecodeError(
-            f"not a recognised image: unknown format or invalid header ({size} bytes)"
-        ) from None
+            f"not a recognised image: unknown format or invalid header ({size} bytes)",
+            "unknown_format") from None
     except Exception as exc:  # Pillow raises many types for garbage; all mean "not an image"
         reason = str(exc)[:120] or type(exc).__name__  # Pillow's messages describe, not quote
-        raise ImageDecodeError(f"unreadable image header ({size} bytes): {reason}") from None
+        raise ImageDecodeError(f"unreadable image header ({size} bytes): {reason}",
+                               "unreadable_header") from None
     w, h = header.width, header.height
     if min(w, h) < limits.min_side:
-        raise ImageDecodeError(f"image has an empty dimension ({w}x{h})")
+        raise ImageDecodeError(f"image has an empty dimension ({w}x{h})", "empty_dimension")
     if max(w, h) > limits.max_side or w * h > limits.max_pixels:
         raise ImageDecodeError(
             f"image is {w}x{h} = {w * h} pixels, above the limit of {limits.max_pixels} pixels "
-            f"or {limits.max_side} per side; refused before decoding"
+            f"or {limits.max_side} per side; refused before decoding", "too_many_pixels"
         )
     return ImageHeader(header.format, w, h, header.mode, orientation(data))
 
@@ -151,7 +154,7 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, target: int = DEF
         if b"\xff\xd9" not in bytes(data[-1024:]):
             raise ImageDecodeError(
                 f"truncated JPEG ({len(data)} bytes, {header.width}x{header.height}): "
-                "no end-of-image marker"
+                "no end-of-image marker", "truncated"
             )
         flags = _reduced_jpeg_flag(header, target) | cv2.IMREAD_IGNORE_ORIENTATION
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
@@ -163,7 +166,7 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS, target: int = DEF
     if img is None or img.size == 0:
         raise ImageDecodeError(
             f"could not decode {header.format} image {header.width}x{header.height} "
-            f"({len(data)} bytes): truncated or corrupt data"
+            f"({len(data)} bytes): truncated or corrupt data", "corrupt"
         )
     return np.ascontiguousarray(apply_orientation(_to_rgb8(img), header.orientation))
 

@@ -82,6 +82,9 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grpc-port", type=PORT, default=8001, help="0 picks a free port")
     p.add_argument("--http-port", type=PORT, default=8000)
     p.add_argument("--metrics-port", type=PORT, default=8002)
+    p.add_argument("--launcher-metrics-port", type=PORT, default=8003,
+                   help="the launcher's own metrics (watchdog heals, restarts); 0 picks a "
+                        "free port")
     p.add_argument("--model-control", choices=["none", "explicit"], default="none",
                    help="'explicit' enables the model load/unload API, locked with the admin key "
                         f"(header {ADMIN_KEY_HEADER!r}) from --admin-key-file or "
@@ -108,7 +111,9 @@ def server_config(args: argparse.Namespace):
         tls = TlsConfig(args.tls_cert, args.tls_key, args.tls_client_ca)
     return ServerConfig(repository=args.repository or SOURCE_REPOSITORY, host=args.host,
                         grpc_port=args.grpc_port, http_port=args.http_port,
-                        metrics_port=args.metrics_port, model_control=args.model_control,
+                        metrics_port=args.metrics_port,
+                        launcher_metrics_port=args.launcher_metrics_port,
+                        model_control=args.model_control,
                         admin_key=_admin_key(args), tls=tls, log_path=args.log_file,
                         watchdog=not args.no_watchdog)
 

@@ -20,7 +20,11 @@ from fashiontag.protocol import (
     LIMITS_PARAMETER,
     PIXELS,
     PREPROCESS_PARAMETER,
+    PROBABILITIES,
+    TAXONOMY_PARAMETER,
 )
+from fashiontag.serving.model_metrics import AttributeMetrics, PreprocessMetrics
+from fashiontag.taxonomy import Taxonomy
 
 __all__ = ["PreprocessModel", "AttributesModel"]
 
@@ -57,7 +61,8 @@ def _as_bytes(item) -> bytes:
         return bytes(item)
     if isinstance(item, str):
         return item.encode("latin-1")
-    raise ImageDecodeError(f"IMAGE elements must be bytes, got {type(item).__name__}")
+    raise ImageDecodeError(f"IMAGE elements must be bytes, got {type(item).__name__}",
+                           "not_bytes")
 
 
 class PreprocessModel:
@@ -68,6 +73,7 @@ class PreprocessModel:
         params = _parameters(args)
         self.spec = PreprocessSpec.from_dict(json.loads(params[PREPROCESS_PARAMETER]))
         self.limits = DecodeLimits(**json.loads(params.get(LIMITS_PARAMETER, "{}")))
+        self.metrics = PreprocessMetrics(self.pb, args)
 
     def _tiles(self, images: np.ndarray) -> np.ndarray:
         items = images.reshape(-1)
@@ -79,9 +85,11 @@ class PreprocessModel:
         for request in requests:
             try:
                 images = pb.get_input_tensor_by_name(request, IMAGE).as_numpy()
+                self.metrics.received(images.reshape(-1))
                 tiles = self._tiles(images)
                 responses.append(pb.InferenceResponse([pb.Tensor(PIXELS, tiles)]))
             except ImageDecodeError as exc:
+                self.metrics.decode_error(exc.reason)
                 responses.append(_error_response(pb, str(exc)))
             except Exception as exc:  # never let one input take the model down
                 log.exception("preprocess failed")
@@ -89,7 +97,7 @@ class PreprocessModel:
         return responses
 
     def finalize(self) -> None:
-        pass
+        self.metrics.close()
 
 
 class AttributesModel:
@@ -107,6 +115,9 @@ class AttributesModel:
         onnx_path = model_dir / params.get("onnx_file", "model.onnx")
         self.torch = params.get("runtime") == "torch"
         self._io = self._tensor_io()
+        taxonomy = params.get(TAXONOMY_PARAMETER)
+        self.metrics = AttributeMetrics(self.pb, args,
+                                        Taxonomy.from_json(taxonomy) if taxonomy else None)
         if self.torch:
             self.model = _torch_model(args, params, model_dir)
             _server_log(self.pb, f"attribute model: {self.model.describe()}")
@@ -126,6 +137,7 @@ class AttributesModel:
         try:
             inputs = [read(pb.get_input_tensor_by_name(r, PIXELS)) for r in requests]
             results = run(inputs)
+            self.metrics.served(results[PROBABILITIES])
         except Exception as exc:
             log.exception("attribute model failed")
             return [_error_response(pb, f"attribute model failed: {exc}", invalid=False)
@@ -158,6 +170,7 @@ class AttributesModel:
         return from_triton, run_torch, (lambda name, t: to_triton(pb, name, t))
 
     def finalize(self) -> None:
+        self.metrics.close()
         self.model = None
 
 

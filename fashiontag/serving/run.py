@@ -44,7 +44,8 @@ def wait_for_signal(server: TritonServer, poll_s: float = 1.0,
 def serve_forever(config: ServerConfig) -> int:
     with stop_on_signals() as stop, TritonServer(config) as server:
         print(f"fashiontag serving: gRPC {server.grpc_url}  HTTP {server.http_url}  "
-              f"metrics {server.metrics_url}\nlog: {server.log_path}\nCtrl-C to stop.", flush=True)
+              f"metrics {server.metrics_url}  launcher metrics {server.launcher_metrics_url}\n"
+              f"log: {server.log_path}\nCtrl-C to stop.", flush=True)
         code = wait_for_signal(server, stop=stop)
         print("stopping tritonserver ...", flush=True)
     return code

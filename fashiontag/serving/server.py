@@ -31,6 +31,14 @@ from pathlib import Path
 
 from fashiontag.errors import ServerError
 from fashiontag.protocol import ADMIN_KEY_HEADER, admin_headers
+from fashiontag.serving.metrics import (
+    SERVER_RESTARTS,
+    SERVER_UP,
+    WATCHDOG_ERRORS,
+    WATCHDOG_HEALS,
+    LauncherMetrics,
+    MetricSpec,
+)
 from fashiontag.serving.watchdog import StubWatchdog
 
 __all__ = ["ServerConfig", "TlsConfig", "TritonServer", "find_free_port", "triton_home",
@@ -106,6 +114,9 @@ class ServerConfig:
     grpc_port: int = 8001  # 0 → a free port
     http_port: int = 8000
     metrics_port: int = 8002
+    # the launcher's own metrics (watchdog heals, restarts): None = off, 0 = a free port
+    launcher_metrics_port: int | None = None
+    latency_summaries: bool = True  # p50/p90/p95/p99/p999 summaries on the metrics port
     model_control: str = "none"  # "explicit": load/unload API, locked with admin_key
     admin_key: str | None = None  # required header value for model control; generated if None
     load_models: tuple[str, ...] = ()  # explicit mode: models to load at start (default: all)
@@ -139,6 +150,9 @@ class TritonServer:
         self._lock = threading.RLock()
         self._watchdog: StubWatchdog | None = None
         self._stopping = False
+        self._launcher_metrics: LauncherMetrics | None = None
+        self._heals = 0  # of watchdogs gone by (a stop ends the watchdog, not the count)
+        self._watchdog_errors = 0
 
     # ------------------------------------------------------------------ addresses
     @property
@@ -152,6 +166,13 @@ class TritonServer:
     @property
     def metrics_url(self) -> str:
         return f"http://{self._client_host}:{self.config.metrics_port}/metrics"
+
+    @property
+    def launcher_metrics_url(self) -> str | None:
+        """The launcher's own Prometheus endpoint (watchdog heals, restarts), when enabled."""
+        if self._launcher_metrics is None:
+            return None
+        return f"http://{self._client_host}:{self._launcher_metrics.port}/metrics"
 
     @property
     def _client_host(self) -> str:
@@ -170,6 +191,14 @@ class TritonServer:
                 "watchdog": None if dog is None else {
                     "alive": dog.is_alive(), "heals": dog.heals, "errors": dog.errors}}
 
+    def launcher_metric_values(self) -> dict[MetricSpec, float]:
+        """What :attr:`launcher_metrics_url` serves (names: fashiontag.serving.metrics)."""
+        dog = self._watchdog
+        return {WATCHDOG_HEALS: self._heals + (dog.heals if dog else 0),
+                SERVER_RESTARTS: self.restarts,
+                WATCHDOG_ERRORS: self._watchdog_errors + (dog.errors if dog else 0),
+                SERVER_UP: float(self.is_running())}
+
     # ------------------------------------------------------------------ lifecycle
     def command(self, home: Path) -> list[str]:
         c = self.config
@@ -187,6 +216,7 @@ class TritonServer:
             f"--exit-timeout-secs={c.exit_timeout_s}",
             f"--log-verbose={c.log_verbose}",
             "--strict-readiness=true",
+            *(["--metrics-config=summary_latencies=true"] if c.latency_summaries else []),
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--backend-config=python,shm-default-byte-size=16777216",
         ]
@@ -243,6 +273,10 @@ class TritonServer:
         Path(c.log_path).parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._launch()
+        if c.launcher_metrics_port is not None and self._launcher_metrics is None:
+            self._launcher_metrics = LauncherMetrics(self.launcher_metric_values, c.host,
+                                                     c.launcher_metrics_port)
+            c.launcher_metrics_port = self._launcher_metrics.port
         if c.watchdog and self._watchdog is None:
             self._watchdog = StubWatchdog(self._pgid, self._heal, self.is_version_serving,
                                           revive=self._revive)
@@ -367,7 +401,12 @@ class TritonServer:
         if self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog.join(5)
+            self._heals += self._watchdog.heals
+            self._watchdog_errors += self._watchdog.errors
             self._watchdog = None
+        if self._launcher_metrics is not None:
+            self._launcher_metrics.close()
+            self._launcher_metrics = None
         with self._lock:
             return self._terminate(timeout_s)
 

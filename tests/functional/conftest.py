@@ -54,6 +54,7 @@ def served_model(repository) -> tuple[Path, object]:
 
 
 def free_port_config(repository: Path, **kwargs) -> ServerConfig:
+    kwargs.setdefault("launcher_metrics_port", 0)
     return ServerConfig(repository=repository, grpc_port=0, http_port=0, metrics_port=0, **kwargs)
 
 
