@@ -5,13 +5,16 @@ exporter all import it.
 """
 
 ENSEMBLE_MODEL = "fashiontag"  # encoded image bytes in → probabilities out
+JSON_ENSEMBLE_MODEL = "fashiontag_json"  # the same, + ATTRIBUTES_JSON (for generic V2 clients)
 PREPROCESS_MODEL = "fashiontag_preprocess"
 ATTRIBUTES_MODEL = "fashiontag_attributes"  # uint8 pixels in → probabilities out
+POSTPROCESS_MODEL = "fashiontag_postprocess"  # probabilities in → attribute sets as JSON out
 
 IMAGE = "IMAGE"  # BYTES [batch, 1]: encoded JPEG/PNG/...
 PIXELS = "PIXELS"  # UINT8 [batch, size, size, 3]: letterboxed RGB tile
 PROBABILITIES = "PROBABILITIES"  # FP32 [batch, total_values]: per-attribute softmax, concatenated
 TAXONOMY_ID = "TAXONOMY_ID"  # INT32 [batch, 1]: Taxonomy.id of the model version that answered
+ATTRIBUTES_JSON = "ATTRIBUTES_JSON"  # BYTES [batch, 1]: the decoded attribute set, UTF-8 JSON
 FEATURES = "FEATURES"  # FP32 [batch, 1280]: pooled backbone features (training only)
 
 TAXONOMY_PARAMETER = "taxonomy"  # model config parameter holding the taxonomy JSON

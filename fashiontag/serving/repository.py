@@ -14,6 +14,13 @@ cannot be written, and every name, shape and label comes from the ONNX file's me
                                  on either target, ``torch``: the python backend running the
                                  network in PyTorch (serving.torch_model; FP16 on a GPU), for the
                                  pip tritonserver on GPU machines without TensorRT
+    fashiontag_json         ensemble: the same two steps, then
+      └─ fashiontag_postprocess  python: PROBABILITIES + TAXONOMY_ID passed through, +
+                                 ATTRIBUTES_JSON (fashiontag.attributes, the client's decoding)
+                                 for generic KServe V2 clients (curl); a separate ensemble
+                                 because Triton runs every step of an ensemble: a third python
+                                 step in ``fashiontag`` cost numeric clients ~11 % throughput
+                                 (docs/serving.md)
 
 Built for hot reload (:mod:`fashiontag.fewshot.reload`): ``PROBABILITIES`` has a variable width
 (``dims: [-1]``), so a model version with more attributes fits the same ensemble; the taxonomy
@@ -35,11 +42,14 @@ from fashiontag.export.tensorrt import DEFAULT_COMPUTE_CAPABILITIES, engine_file
 from fashiontag.images import DEFAULT_LIMITS, DecodeLimits
 from fashiontag.onnxio.metadata import ModelMetadata, read_metadata
 from fashiontag.protocol import (
+    ATTRIBUTES_JSON,
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
     IMAGE,
+    JSON_ENSEMBLE_MODEL,
     LIMITS_PARAMETER,
     PIXELS,
+    POSTPROCESS_MODEL,
     PREPROCESS_MODEL,
     PREPROCESS_PARAMETER,
     PROBABILITIES,
@@ -248,14 +258,10 @@ def set_served_version(config, meta: ModelMetadata, version: int,
     """
     config.version_policy.specific.ClearField("versions")
     config.version_policy.specific.versions.append(int(version))
-    known = {meta.taxonomy.fingerprint: meta.taxonomy}
-    for taxonomy in history:
-        known.setdefault(taxonomy.fingerprint, taxonomy)
     _params(config, {
         TAXONOMY_PARAMETER: meta.taxonomy.to_json(),
         TAXONOMY_FINGERPRINT_PARAMETER: meta.taxonomy.fingerprint,
-        TAXONOMY_HISTORY_PARAMETER: json.dumps([t.to_dict() for t in known.values()],
-                                               sort_keys=True, separators=(",", ":")),
+        TAXONOMY_HISTORY_PARAMETER: _known_taxonomies(meta, history),
         "model_info": json.dumps(meta.info, sort_keys=True),
     })
 
@@ -315,10 +321,44 @@ def _attributes_config(meta: ModelMetadata, settings: ServingSettings, version: 
     return c
 
 
-def _ensemble_config(meta: ModelMetadata, settings: ServingSettings):
+def _known_taxonomies(meta: ModelMetadata, history: tuple[Taxonomy, ...]) -> str:
+    known = {meta.taxonomy.fingerprint: meta.taxonomy}
+    for taxonomy in history:
+        known.setdefault(taxonomy.fingerprint, taxonomy)
+    return json.dumps([t.to_dict() for t in known.values()], sort_keys=True,
+                      separators=(",", ":"))
+
+
+def _postprocess_config(meta: ModelMetadata, settings: ServingSettings,
+                        history: tuple[Taxonomy, ...] = ()):
+    """PROBABILITIES (+ TAXONOMY_ID) → the same tensors passed through, + ATTRIBUTES_JSON
+    (decoded only when a client asked for it). It knows the taxonomies on disk at build time; a
+    version hot-loaded later is read from the attributes model's folder (its ``taxonomy_model``
+    parameter) the first time its TAXONOMY_ID arrives."""
     pb = _pb()
-    c = pb.ModelConfig(name=ENSEMBLE_MODEL, platform="ensemble",
+    c = pb.ModelConfig(name=POSTPROCESS_MODEL, backend="python",
                        max_batch_size=settings.max_batch_size)
+    _tensor(c.input.add(), PROBABILITIES, "TYPE_FP32", [VARIABLE])
+    if TAXONOMY_ID in meta.outputs:
+        _tensor(c.input.add(), TAXONOMY_ID, "TYPE_INT32", [1])
+    _outputs(c, meta)
+    _tensor(c.output.add(), ATTRIBUTES_JSON, "TYPE_STRING", [1])
+    _batching(c, replace(settings, preferred_batch_sizes=()))
+    group = c.instance_group.add()
+    group.kind = pb.ModelInstanceGroup.Kind.Value("KIND_CPU")
+    group.count = 1
+    _params(c, {TAXONOMY_PARAMETER: meta.taxonomy.to_json(),
+                TAXONOMY_HISTORY_PARAMETER: _known_taxonomies(meta, history),
+                TAXONOMY_MODEL_PARAMETER: ATTRIBUTES_MODEL})
+    return c
+
+
+def _ensemble_config(meta: ModelMetadata, settings: ServingSettings, json_output: bool = False):
+    """``fashiontag``: preprocess → attributes; ``json_output``: ``fashiontag_json``, with the
+    postprocess step answering ATTRIBUTES_JSON too."""
+    pb = _pb()
+    c = pb.ModelConfig(name=JSON_ENSEMBLE_MODEL if json_output else ENSEMBLE_MODEL,
+                       platform="ensemble", max_batch_size=settings.max_batch_size)
     _tensor(c.input.add(), IMAGE, "TYPE_STRING", [1])
     _outputs(c, meta)
     pre = c.ensemble_scheduling.step.add()
@@ -328,10 +368,23 @@ def _ensemble_config(meta: ModelMetadata, settings: ServingSettings):
     att = c.ensemble_scheduling.step.add()
     att.model_name, att.model_version = ATTRIBUTES_MODEL, -1
     att.input_map[PIXELS] = "pixels"
-    for output in c.output:
-        att.output_map[output.name] = output.name
     # the taxonomy changes with every hot-reloaded version: the ensemble only says where it is
     _params(c, {TAXONOMY_MODEL_PARAMETER: ATTRIBUTES_MODEL})
+    if not json_output:
+        for output in c.output:
+            att.output_map[output.name] = output.name
+        return c
+    # Every output comes from the postprocess step, which passes the numeric ones through:
+    # Triton 2.51 prunes the outputs a client did not ask for, and an ensemble output that a
+    # later step also consumes then deadlocks any request for a subset of the outputs.
+    post = c.ensemble_scheduling.step.add()
+    post.model_name, post.model_version = POSTPROCESS_MODEL, -1
+    for output in c.output:
+        att.output_map[output.name] = output.name.lower()
+        post.input_map[output.name] = output.name.lower()
+        post.output_map[output.name] = output.name
+    _tensor(c.output.add(), ATTRIBUTES_JSON, "TYPE_STRING", [1])
+    post.output_map[ATTRIBUTES_JSON] = ATTRIBUTES_JSON
     return c
 
 
@@ -341,7 +394,9 @@ def model_configs(meta: ModelMetadata, settings: ServingSettings, version: int =
     return {
         PREPROCESS_MODEL: _preprocess_config(meta, settings),
         ATTRIBUTES_MODEL: _attributes_config(meta, settings, version, history),
+        POSTPROCESS_MODEL: _postprocess_config(meta, settings, history),
         ENSEMBLE_MODEL: _ensemble_config(meta, settings),
+        JSON_ENSEMBLE_MODEL: _ensemble_config(meta, settings, json_output=True),
     }
 
 
@@ -445,8 +500,9 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
     configs = model_configs(meta, settings, version, tuple(history.values()))
     for name, config in configs.items():
         write_config(config, repository / name)
-    (repository / ENSEMBLE_MODEL / "1").mkdir(parents=True, exist_ok=True)
-    python_models = {PREPROCESS_MODEL: 1}
+    for ensemble in (ENSEMBLE_MODEL, JSON_ENSEMBLE_MODEL):
+        (repository / ensemble / "1").mkdir(parents=True, exist_ok=True)
+    python_models = {PREPROCESS_MODEL: 1, POSTPROCESS_MODEL: 1}
     if settings.target == "cpu" or settings.uses_torch:
         python_models[ATTRIBUTES_MODEL] = version
     for name, model_version in python_models.items():

@@ -6,10 +6,13 @@ from fashiontag.export.tensorrt import DEFAULT_COMPUTE_CAPABILITIES, engine_file
 from fashiontag.images import DEFAULT_SPEC
 from fashiontag.onnxio.metadata import ModelMetadata
 from fashiontag.protocol import (
+    ATTRIBUTES_JSON,
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
     IMAGE,
+    JSON_ENSEMBLE_MODEL,
     PIXELS,
+    POSTPROCESS_MODEL,
     PREPROCESS_MODEL,
     PROBABILITIES,
     TAXONOMY_HISTORY_PARAMETER,
@@ -38,7 +41,8 @@ def _kind(config):
 
 def test_cpu_repository_is_ensemble_of_two_python_models():
     configs = model_configs(META, ServingSettings())
-    assert set(configs) == {ENSEMBLE_MODEL, PREPROCESS_MODEL, ATTRIBUTES_MODEL}
+    assert set(configs) == {ENSEMBLE_MODEL, PREPROCESS_MODEL, ATTRIBUTES_MODEL,
+                            POSTPROCESS_MODEL, JSON_ENSEMBLE_MODEL}
     ens = configs[ENSEMBLE_MODEL]
     assert ens.platform == "ensemble"
     assert [s.model_name for s in ens.ensemble_scheduling.step] == [PREPROCESS_MODEL,
@@ -49,6 +53,25 @@ def test_cpu_repository_is_ensemble_of_two_python_models():
     assert att.input[0].name == PIXELS and list(att.input[0].dims) == [224, 224, 3]
     assert att.HasField("dynamic_batching") and att.max_batch_size == 16  # CPU default
     assert [w.batch_size for w in att.model_warmup] == [1, 8]
+
+
+def test_the_json_ensemble_adds_a_postprocess_step_and_leaves_the_numeric_one_alone():
+    with_ids = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, outputs=(PROBABILITIES, TAXONOMY_ID))
+    configs = model_configs(with_ids, ServingSettings())
+    numeric, labelled = configs[ENSEMBLE_MODEL], configs[JSON_ENSEMBLE_MODEL]
+    assert [s.model_name for s in numeric.ensemble_scheduling.step] == [PREPROCESS_MODEL,
+                                                                        ATTRIBUTES_MODEL]
+    assert [s.model_name for s in labelled.ensemble_scheduling.step] == [
+        PREPROCESS_MODEL, ATTRIBUTES_MODEL, POSTPROCESS_MODEL]
+    assert [o.name for o in labelled.output] == [PROBABILITIES, TAXONOMY_ID, ATTRIBUTES_JSON]
+    # every output comes from the last step (a subset request must not deadlock)
+    post = labelled.ensemble_scheduling.step[2]
+    assert set(post.output_map.values()) == {o.name for o in labelled.output}
+    pp = configs[POSTPROCESS_MODEL]
+    assert pp.backend == "python" and [i.name for i in pp.input] == [PROBABILITIES, TAXONOMY_ID]
+    assert pp.parameters[TAXONOMY_MODEL_PARAMETER].string_value == ATTRIBUTES_MODEL
+    assert pp.parameters[TAXONOMY_HISTORY_PARAMETER].string_value == \
+        configs[ATTRIBUTES_MODEL].parameters[TAXONOMY_HISTORY_PARAMETER].string_value
 
 
 def test_labels_come_from_the_model_metadata_and_live_in_the_attributes_config_only():
@@ -209,7 +232,7 @@ def test_rebuilding_serves_the_version_holding_the_model_and_never_overwrites_a_
     from fashiontag.serving.repository import build_repository
 
     repo = tmp_path / "repo"
-    for name in (PREPROCESS_MODEL, ATTRIBUTES_MODEL):
+    for name in (PREPROCESS_MODEL, ATTRIBUTES_MODEL, POSTPROCESS_MODEL):
         (repo / name / "1").mkdir(parents=True)
         shutil.copy2(SOURCE_REPOSITORY / name / "1" / "model.py", repo / name / "1" / "model.py")
 
