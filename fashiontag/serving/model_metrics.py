@@ -11,6 +11,7 @@ is logged once and the metrics stop.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -82,6 +83,12 @@ class _Counters:
         self._thread.join(5)
         self.flush()
         self._metrics = []
+
+
+def _warmup_rows(args: dict) -> int:
+    """Rows Triton's model warmup sends each instance before it is ready: zeros, not traffic."""
+    warmups = json.loads(args["model_config"]).get("model_warmup", [])
+    return sum(int(w.get("batch_size", 1)) * max(1, int(w.get("count", 1))) for w in warmups)
 
 
 def _labels(args: dict) -> dict[str, str]:
@@ -161,6 +168,7 @@ class AttributeMetrics:
                  interval_s: float = FLUSH_INTERVAL_S) -> None:
         labels = _labels(args)
         self._families, self._info, self._counters, self._values = [], None, None, None
+        self._skip = _warmup_rows(args)
         if taxonomy is None:
             return
         info_family, served_family = _family(pb, TAXONOMY_INFO), _family(pb, SERVED_VALUES)
@@ -181,6 +189,10 @@ class AttributeMetrics:
         try:
             if hasattr(probabilities, "detach"):  # torch: no numpy interop on the GPU machine
                 probabilities = np.array(probabilities.detach().float().tolist(), np.float32)
+            if self._skip:  # the warmup's rows come first: leave them out of the shares
+                skipped = min(self._skip, len(probabilities))
+                self._skip -= skipped
+                probabilities = probabilities[skipped:]
             counts = self._values.counts(probabilities)
         except Exception:  # a metric must never fail a request
             log.exception("served-value metrics failed; they stop for this model instance")
