@@ -1,7 +1,8 @@
 """``tag``: a catalog (directory, list, CSV or image files) → one record per image, resumable.
 
 Runs from a client-only install (``fashiontag[client]``); ``--engine ray`` needs
-``fashiontag[ray]``, ``--format parquet`` needs ``fashiontag[parquet]``.
+``fashiontag[ray]``, ``--format parquet`` needs ``fashiontag[parquet]``, URL sources need
+``fashiontag[remote]``.
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "error, error_type). With --out, a run killed at any point continues with "
                     "--resume and ends with every image exactly once.")
     p.add_argument("source", nargs="+", help="a directory (recursive), a text file of paths "
-                   "(.txt/.lst/.list), a CSV with id and path columns (.csv), or image files")
+                   "(.txt/.lst/.list), a CSV with id and path columns (.csv), or image files; "
+                   "each may be a URL (http(s)://, s3://bucket/prefix/, gs://...; needs "
+                   "fashiontag[remote]), and lists and CSVs may name URLs")
     p.add_argument("--out", type=Path, help="JSONL file (or Parquet folder); default stdout")
     p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     mode = p.add_mutually_exclusive_group()

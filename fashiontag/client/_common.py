@@ -29,6 +29,7 @@ from fashiontag.client.errors import (
     UnknownTaxonomyError,
     translate,
 )
+from fashiontag.client.remote import RemoteReader, is_url
 from fashiontag.client.results import AttributeSet, TagResult, decode_probabilities
 from fashiontag.errors import ImageDecodeError
 from fashiontag.images import (
@@ -203,8 +204,15 @@ def pixel_inputs(tiles: list[np.ndarray] | np.ndarray) -> list:
     return [tensor]
 
 
+_REMOTE = RemoteReader()  # images given as URLs: timeouts, retries, byte limit
+
+
 def read_limited(path: str | Path, max_bytes: int) -> bytes:
-    """Read a file, refusing (before reading) one larger than the server would accept."""
+    """Read a file, refusing (before reading) one larger than the server would accept; a URL
+    (``https://``, ``s3://``...) is read by :class:`~fashiontag.client.remote.RemoteReader`
+    under the same limit."""
+    if is_url(path):
+        return _REMOTE.read(path, max_bytes)
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashiontag.client.remote import is_url
 from fashiontag.errors import FashiontagError
 from fashiontag.tagging.progress import Progress
 from fashiontag.tagging.runner import (
@@ -65,8 +66,8 @@ class RayTagger:
             rotate=random.randrange(len(settings.urls))))
 
     def __call__(self, batch: dict) -> dict:
-        items = [SourceItem(str(i), Path(str(p))) for i, p in zip(batch["id"], batch["path"],
-                                                                   strict=True)]
+        items = [SourceItem(str(i), str(p) if is_url(str(p)) else Path(str(p)))
+                 for i, p in zip(batch["id"], batch["path"], strict=True)]
         paths = {item.id: item.path for item in items}
         records, latencies, attempts = [], [], []
         for result in self.client.tag_stream(items, ordered=False,

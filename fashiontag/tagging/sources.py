@@ -5,20 +5,29 @@ sees the same ids in the same order.
 
 Ids are what ``--resume`` keys on: a directory's files are identified by their path relative to
 the directory, a list's and plain files' by the path as written, a CSV's by its id column.
+
+Remote sources (the ``remote`` extra): an object-store prefix (``s3://bucket/photos/``) is listed
+like a directory, a list or CSV may itself be a URL and may name URLs (relative entries resolve
+against the list's URL), and a plain URL is one image. Items then carry the URL as a string and
+the client reads it (:mod:`fashiontag.client.remote`). HTTP(S) has no listing: give a list.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
+import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urljoin
 
+from fashiontag.client.remote import describe_error, filesystem, is_url
 from fashiontag.errors import FashiontagError
 
 __all__ = ["SourceItem", "SourceError", "SOURCE_KINDS", "iter_directory", "iter_list", "iter_csv",
-           "iter_files", "open_sources", "count_items", "skip_done"]
+           "iter_files", "iter_prefix", "open_sources", "count_items", "skip_done"]
 
 SOURCE_KINDS = ("auto", "dir", "list", "csv", "files")
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
@@ -29,10 +38,11 @@ class SourceError(FashiontagError):
 
 
 class SourceItem(NamedTuple):
-    """One catalog entry. A plain tuple, so clients accept it as an ``(id, path)`` item."""
+    """One catalog entry. A plain tuple, so clients accept it as an ``(id, path)`` item; a
+    remote entry's path is its URL, a string."""
 
     id: str
-    path: Path
+    path: Path | str
 
 
 def iter_directory(root: str | Path) -> Iterator[SourceItem]:
@@ -55,10 +65,10 @@ def iter_directory(root: str | Path) -> Iterator[SourceItem]:
 
 
 def iter_list(list_file: str | Path) -> Iterator[SourceItem]:
-    """One path per line (blank lines and ``#`` comments skipped); relative paths are relative
-    to the list file's folder; the id is the path as written."""
-    list_file = Path(list_file)
-    base = list_file.parent
+    """One path or URL per line (blank lines and ``#`` comments skipped); relative paths are
+    relative to the list file's folder (or URL); the id is the entry as written."""
+    list_file = list_file if is_url(list_file) else Path(list_file)
+    base = _base(list_file)
     with _open_text(list_file) as f:
         for line in f:
             entry = line.strip()
@@ -70,8 +80,8 @@ def iter_csv(csv_file: str | Path, id_column: str = "id",
              path_column: str = "path") -> Iterator[SourceItem]:
     """Rows of a CSV with a header naming ``id_column`` and ``path_column``; relative paths are
     relative to the CSV's folder."""
-    csv_file = Path(csv_file)
-    base = csv_file.parent
+    csv_file = csv_file if is_url(csv_file) else Path(csv_file)
+    base = _base(csv_file)
     with _open_text(csv_file) as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
@@ -87,9 +97,30 @@ def iter_csv(csv_file: str | Path, id_column: str = "id",
 
 
 def iter_files(paths: Iterable[str | Path]) -> Iterator[SourceItem]:
-    """Plain image files; the id is the path as given."""
+    """Plain image files (or URLs); the id is the path as given."""
     for path in paths:
-        yield SourceItem(str(path), Path(path))
+        yield SourceItem(str(path), path if is_url(path) else Path(path))
+
+
+def iter_prefix(url: str) -> Iterator[SourceItem]:
+    """Every object below an object-store prefix (hidden names excluded), sorted, ids relative
+    to the prefix, like :func:`iter_directory`."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("http", "https"):
+        raise SourceError(f"{url}: an HTTP(S) folder cannot be listed; give a list file of "
+                          "image URLs (.txt) or a CSV instead")
+    fs, root = filesystem(url)
+    root = root.rstrip("/")
+    try:
+        found = sorted(fs.find(root))
+    except Exception as exc:  # a missing bucket, no credentials, an unreachable endpoint
+        raise SourceError(f"cannot list {url}: {describe_error(exc)}") from None
+    if not found:
+        raise SourceError(f"{url}: no objects under this prefix")
+    for key in found:
+        rel = key[len(root):].lstrip("/") if key.startswith(root) else key
+        if rel and not any(part.startswith(".") for part in rel.split("/")):
+            yield SourceItem(rel, f"{scheme}://{key}")
 
 
 def open_sources(specs: Sequence[str | Path], kind: str = "auto", id_column: str = "id",
@@ -99,6 +130,9 @@ def open_sources(specs: Sequence[str | Path], kind: str = "auto", id_column: str
     if kind not in SOURCE_KINDS:
         raise SourceError(f"unknown source kind {kind!r}; one of {SOURCE_KINDS}")
     for spec in specs:
+        if is_url(spec):
+            yield from _open_remote(spec, kind, id_column, path_column)
+            continue
         path = Path(spec)
         if not path.exists():  # a typo on the command line; files inside lists/CSVs that are
             raise SourceError(f"source {spec} does not exist")  # missing get error records
@@ -135,6 +169,43 @@ def skip_done(items: Iterable[SourceItem], done: set[str] | frozenset[str],
         yield item
 
 
+def _open_remote(url: str, kind: str, id_column: str, path_column: str
+                 ) -> Iterator[SourceItem]:
+    """A URL source; a single image URL is not checked here (a 404 gets an error record)."""
+    chosen = kind if kind != "auto" else _guess_remote(url)
+    if chosen == "dir":
+        yield from iter_prefix(url)
+    elif chosen == "csv":
+        yield from iter_csv(url, id_column, path_column)
+    elif chosen == "list":
+        yield from iter_list(url)
+    else:
+        yield from iter_files([url])
+
+
+def _guess_remote(url: str) -> str:
+    suffix = posixpath.splitext(url.split("?", 1)[0])[1].lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in LIST_SUFFIXES:
+        return "list"
+    if url.endswith("/"):
+        return "dir"
+    if url.split("://", 1)[0].lower() not in ("http", "https"):
+        fs, path = filesystem(url)
+        try:
+            if fs.isdir(path):
+                return "dir"
+        except Exception as exc:
+            raise SourceError(f"cannot read {url}: {describe_error(exc)}") from None
+    return "files"
+
+
+def _base(source: str | Path) -> str | Path:
+    """What relative entries of a list or CSV resolve against."""
+    return source if is_url(source) else source.parent
+
+
 def _guess(path: Path) -> str:
     if path.is_dir():
         return "dir"
@@ -146,13 +217,30 @@ def _guess(path: Path) -> str:
     return "files"
 
 
-def _resolve(base: Path, entry: str) -> Path:
+def _resolve(base: Path | str, entry: str) -> Path | str:
+    if is_url(entry):
+        return entry
+    if isinstance(base, str):  # a remote list: relative to its URL, as a browser would
+        scheme, rest = base.split("://", 1)
+        if scheme.lower() in ("http", "https"):
+            return urljoin(base, entry)
+        bucket, _, key = rest.partition("/")
+        joined = entry.lstrip("/") if entry.startswith("/") else \
+            posixpath.join(posixpath.dirname(key), entry)
+        return f"{scheme}://{bucket}/{posixpath.normpath(joined)}"
     path = Path(entry).expanduser()
     return path if path.is_absolute() else base / path
 
 
-def _open_text(path: Path):
+def _open_text(path: Path | str):
+    if is_url(path):
+        fs, inner = filesystem(path)
+        try:
+            return io.TextIOWrapper(fs.open(inner, "rb"), encoding="utf-8-sig", newline="")
+        except Exception as exc:
+            raise SourceError(f"cannot read {path}: {describe_error(exc)}") from None
     try:
         return path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
+
