@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = ["MetricSpec", "DECODE_ERRORS", "INPUT_BYTES", "INPUT_IMAGES", "SERVED_VALUES",
            "TAXONOMY_INFO", "WATCHDOG_HEALS", "SERVER_RESTARTS", "WATCHDOG_ERRORS", "SERVER_UP",
-           "MODEL_METRICS", "LAUNCHER_METRICS", "TRITON_METRICS", "NOT_APPLICABLE",
-           "LauncherMetrics"]
+           "MODEL_METRICS", "LAUNCHER_METRICS", "TRITON_METRICS", "SUMMARY_LATENCIES_FLAG",
+           "NOT_APPLICABLE", "LauncherMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ NOT_APPLICABLE = "not_applicable"
 
 MODEL_METRICS = (DECODE_ERRORS, INPUT_BYTES, INPUT_IMAGES, SERVED_VALUES, TAXONOMY_INFO)
 LAUNCHER_METRICS = (WATCHDOG_HEALS, SERVER_RESTARTS, WATCHDOG_ERRORS, SERVER_UP)
+# p50..p999 latency summaries: Triton's endpoint otherwise has cumulative averages only. The
+# launcher passes it; docker/Dockerfile and docker/k8s/deployment.yaml carry it (tests check).
+SUMMARY_LATENCIES_FLAG = "--metrics-config=summary_latencies=true"
 # Triton's own metrics the dashboard uses; the summaries need --metrics-config
 # summary_latencies=true (ServerConfig.latency_summaries, on by default)
 TRITON_METRICS = ("nv_inference_count", "nv_inference_exec_count", "nv_inference_request_success",

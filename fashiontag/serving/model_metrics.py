@@ -130,9 +130,11 @@ class ServedValues:
         widest = max(a.num_values for a in attributes)
         slices = taxonomy.slices
         total = taxonomy.total_values
-        # padded [A, widest] indices into the row; padding points at an appended -inf column
-        gather = np.full((len(attributes), widest), total, dtype=np.intp)
+        # [A, widest] indices into the row, padded with the attribute's first value: argmax
+        # returns the first of equal maxima, so a padding column never wins
+        gather = np.zeros((len(attributes), widest), dtype=np.intp)
         for i, a in enumerate(attributes):
+            gather[i] = slices[a.name].start
             gather[i, :a.num_values] = np.arange(slices[a.name].start, slices[a.name].stop)
         self.total = total
         self._gather = gather
@@ -149,16 +151,15 @@ class ServedValues:
 
     def counts(self, probabilities: np.ndarray) -> np.ndarray | None:
         """Counts per slot, or None when the rows do not match the taxonomy."""
-        p = np.asarray(probabilities, dtype=np.float32)
+        p = np.asarray(probabilities)
         if p.ndim != 2 or p.shape[1] != self.total or not len(p):
             return None
-        padded = np.concatenate([p, np.full((len(p), 1), -np.inf, np.float32)], axis=1)
-        best = padded[:, self._gather].argmax(axis=2)  # [N, A]
+        best = p[:, self._gather].argmax(axis=2)  # [N, A]
         slots = best + self._offsets
         if self._category is not None:
             column, applies = self._category
             slots = np.where(applies[best[:, column]], slots, self._not_applicable)
-        return np.bincount(slots.ravel(), minlength=self._slots).astype(np.float64)
+        return np.bincount(slots.ravel(), minlength=self._slots)
 
 
 class AttributeMetrics:

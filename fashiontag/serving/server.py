@@ -34,6 +34,7 @@ from fashiontag.protocol import ADMIN_KEY_HEADER, admin_headers
 from fashiontag.serving.metrics import (
     SERVER_RESTARTS,
     SERVER_UP,
+    SUMMARY_LATENCIES_FLAG,
     WATCHDOG_ERRORS,
     WATCHDOG_HEALS,
     LauncherMetrics,
@@ -216,7 +217,7 @@ class TritonServer:
             f"--exit-timeout-secs={c.exit_timeout_s}",
             f"--log-verbose={c.log_verbose}",
             "--strict-readiness=true",
-            *(["--metrics-config=summary_latencies=true"] if c.latency_summaries else []),
+            *([SUMMARY_LATENCIES_FLAG] if c.latency_summaries else []),
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
             "--backend-config=python,shm-default-byte-size=16777216",
         ]

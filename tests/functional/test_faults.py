@@ -15,9 +15,11 @@ import pytest
 
 from fashiontag.client import ClientError, TagClient
 from fashiontag.protocol import ATTRIBUTES_MODEL, PREPROCESS_MODEL
+from fashiontag.serving.metrics import SERVER_RESTARTS, WATCHDOG_HEALS
 from fashiontag.serving.server import TritonServer
 from fashiontag.serving.watchdog import stub_processes
 from tests.functional.conftest import free_port_config
+from tests.functional.test_metrics import scrape, total
 
 
 def _tag_with_retries(client: TagClient, image: bytes, deadline_s: float = 90.0):
@@ -62,6 +64,9 @@ def test_killed_stub_is_healed_and_retrying_clients_complete(repository, sample_
         else:
             assert server.restarts == 0  # model control on: only the broken model is reloaded
         assert len(stub_processes(server.process.pid)) >= 3
+        launcher = scrape(server.launcher_metrics_url)  # what an operator's Prometheus sees
+        assert total(launcher, WATCHDOG_HEALS.name) == 1
+        assert total(launcher, SERVER_RESTARTS.name) == server.restarts
 
 
 def test_a_server_that_exits_on_its_own_is_started_again_and_retrying_clients_complete(

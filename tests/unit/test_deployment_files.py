@@ -149,7 +149,7 @@ def test_compose_runs_triton_after_the_engine_builder_with_prometheus_and_option
 
 def test_prometheus_scrapes_tritons_metrics_port():
     config = _docs(DOCKER / "prometheus" / "prometheus.yml")[0]
-    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"]
+    targets = [t for job in config["scrape_configs"] for sc in job.get("static_configs", [])
                for t in sc["targets"]]
     assert f"triton:{TRITON_PORTS['metrics']}" in targets
 
