@@ -4,8 +4,7 @@ Import-light on purpose: the client, the Triton python models, the repository ge
 exporter all import it.
 """
 
-ENSEMBLE_MODEL = "fashiontag"  # encoded image bytes in → probabilities out
-JSON_ENSEMBLE_MODEL = "fashiontag_json"  # the same, + ATTRIBUTES_JSON (for generic V2 clients)
+ENSEMBLE_MODEL = "fashiontag"  # encoded image bytes in → probabilities (+ ATTRIBUTES_JSON) out
 PREPROCESS_MODEL = "fashiontag_preprocess"
 ATTRIBUTES_MODEL = "fashiontag_attributes"  # uint8 pixels in → probabilities out
 POSTPROCESS_MODEL = "fashiontag_postprocess"  # probabilities in → attribute sets as JSON out

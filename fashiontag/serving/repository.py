@@ -14,13 +14,12 @@ cannot be written, and every name, shape and label comes from the ONNX file's me
                                  on either target, ``torch``: the python backend running the
                                  network in PyTorch (serving.torch_model; FP16 on a GPU), for the
                                  pip tritonserver on GPU machines without TensorRT
-    fashiontag_json         ensemble: the same two steps, then
       └─ fashiontag_postprocess  python: PROBABILITIES + TAXONOMY_ID passed through, +
                                  ATTRIBUTES_JSON (fashiontag.attributes, the client's decoding)
-                                 for generic KServe V2 clients (curl); a separate ensemble
-                                 because Triton runs every step of an ensemble: a third python
-                                 step in ``fashiontag`` cost numeric clients ~11 % throughput
-                                 (docs/serving.md)
+                                 for generic KServe V2 clients (curl), decoded only when asked
+                                 for by name; fashiontag's own client decodes in the client by
+                                 default and calls fashiontag_attributes, so it never pays this
+                                 step (docs/serving.md)
 
 Built for hot reload (:mod:`fashiontag.fewshot.reload`): ``PROBABILITIES`` has a variable width
 (``dims: [-1]``), so a model version with more attributes fits the same ensemble; the taxonomy
@@ -46,7 +45,6 @@ from fashiontag.protocol import (
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
     IMAGE,
-    JSON_ENSEMBLE_MODEL,
     LIMITS_PARAMETER,
     PIXELS,
     POSTPROCESS_MODEL,
@@ -353,12 +351,11 @@ def _postprocess_config(meta: ModelMetadata, settings: ServingSettings,
     return c
 
 
-def _ensemble_config(meta: ModelMetadata, settings: ServingSettings, json_output: bool = False):
-    """``fashiontag``: preprocess → attributes; ``json_output``: ``fashiontag_json``, with the
-    postprocess step answering ATTRIBUTES_JSON too."""
+def _ensemble_config(meta: ModelMetadata, settings: ServingSettings):
+    """``fashiontag``: preprocess → attributes → postprocess (ATTRIBUTES_JSON when asked for)."""
     pb = _pb()
-    c = pb.ModelConfig(name=JSON_ENSEMBLE_MODEL if json_output else ENSEMBLE_MODEL,
-                       platform="ensemble", max_batch_size=settings.max_batch_size)
+    c = pb.ModelConfig(name=ENSEMBLE_MODEL, platform="ensemble",
+                       max_batch_size=settings.max_batch_size)
     _tensor(c.input.add(), IMAGE, "TYPE_STRING", [1])
     _outputs(c, meta)
     pre = c.ensemble_scheduling.step.add()
@@ -370,10 +367,6 @@ def _ensemble_config(meta: ModelMetadata, settings: ServingSettings, json_output
     att.input_map[PIXELS] = "pixels"
     # the taxonomy changes with every hot-reloaded version: the ensemble only says where it is
     _params(c, {TAXONOMY_MODEL_PARAMETER: ATTRIBUTES_MODEL})
-    if not json_output:
-        for output in c.output:
-            att.output_map[output.name] = output.name
-        return c
     # Every output comes from the postprocess step, which passes the numeric ones through:
     # Triton 2.51 prunes the outputs a client did not ask for, and an ensemble output that a
     # later step also consumes then deadlocks any request for a subset of the outputs.
@@ -396,7 +389,6 @@ def model_configs(meta: ModelMetadata, settings: ServingSettings, version: int =
         ATTRIBUTES_MODEL: _attributes_config(meta, settings, version, history),
         POSTPROCESS_MODEL: _postprocess_config(meta, settings, history),
         ENSEMBLE_MODEL: _ensemble_config(meta, settings),
-        JSON_ENSEMBLE_MODEL: _ensemble_config(meta, settings, json_output=True),
     }
 
 
@@ -500,8 +492,7 @@ def build_repository(model_path: str | Path, repository: str | Path = SOURCE_REP
     configs = model_configs(meta, settings, version, tuple(history.values()))
     for name, config in configs.items():
         write_config(config, repository / name)
-    for ensemble in (ENSEMBLE_MODEL, JSON_ENSEMBLE_MODEL):
-        (repository / ensemble / "1").mkdir(parents=True, exist_ok=True)
+    (repository / ENSEMBLE_MODEL / "1").mkdir(parents=True, exist_ok=True)
     python_models = {PREPROCESS_MODEL: 1, POSTPROCESS_MODEL: 1}
     if settings.target == "cpu" or settings.uses_torch:
         python_models[ATTRIBUTES_MODEL] = version

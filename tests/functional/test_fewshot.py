@@ -157,16 +157,16 @@ def test_jsonl_output_carries_the_new_attribute_without_code_changes(workspace, 
 
 def test_the_json_ensemble_labels_a_hot_loaded_version_with_its_own_taxonomy(workspace,
                                                                               explicit_server):
-    """fashiontag_json's postprocess was loaded before the few-shot version existed."""
+    """fashiontag's postprocess was loaded before the few-shot version existed."""
     from tritonclient.grpc import InferenceServerClient, InferInput, InferRequestedOutput
 
-    from fashiontag.protocol import ATTRIBUTES_JSON, IMAGE, JSON_ENSEMBLE_MODEL
+    from fashiontag.protocol import ATTRIBUTES_JSON, ENSEMBLE_MODEL, IMAGE
 
     image = sorted((workspace / "images" / "sneaker").glob("*.png"))[0].read_bytes()
     tensor = InferInput(IMAGE, [1, 1], "BYTES")
     tensor.set_data_from_numpy(np.array([[image]], dtype=np.object_))
     with InferenceServerClient(explicit_server.grpc_url) as raw:
-        result = raw.infer(JSON_ENSEMBLE_MODEL, [tensor],
+        result = raw.infer(ENSEMBLE_MODEL, [tensor],
                            outputs=[InferRequestedOutput(ATTRIBUTES_JSON)])
     labelled = json.loads(result.as_numpy(ATTRIBUTES_JSON)[0, 0])
     with TagClient(explicit_server.grpc_url) as client:

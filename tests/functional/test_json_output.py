@@ -15,23 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from fashiontag.protocol import ATTRIBUTES_JSON, JSON_ENSEMBLE_MODEL
+from fashiontag.protocol import ATTRIBUTES_JSON, ENSEMBLE_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = ["clothing/Dress_053689bb.jpg", "clothing/Shoes_01f52917.jpg", "photos/grace_hopper.jpg"]
 
 
 def _readme_curl() -> str:
-    """The README's shell block that posts to ``fashiontag_json``."""
+    """The README's shell block that posts to ``fashiontag``."""
     blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    (block,) = [b for b in blocks if f"/v2/models/{JSON_ENSEMBLE_MODEL}/infer" in b]
+    (block,) = [b for b in blocks if f"/v2/models/{ENSEMBLE_MODEL}/infer" in b]
     return block
 
 
 @pytest.fixture(scope="module")
 def curl_image(server, repository):
-    if not (repository / JSON_ENSEMBLE_MODEL / "config.pbtxt").exists():
-        pytest.fail(f"{repository} has no {JSON_ENSEMBLE_MODEL}: regenerate it "
+    if not (repository / ENSEMBLE_MODEL / "config.pbtxt").exists():
+        pytest.fail(f"{repository} has no {ENSEMBLE_MODEL}: regenerate it "
                     "(`fashiontag build-repo`, part of `make model`)")
     curl = shutil.which("curl")
     if curl is None:

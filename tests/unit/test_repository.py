@@ -10,7 +10,6 @@ from fashiontag.protocol import (
     ATTRIBUTES_MODEL,
     ENSEMBLE_MODEL,
     IMAGE,
-    JSON_ENSEMBLE_MODEL,
     PIXELS,
     POSTPROCESS_MODEL,
     PREPROCESS_MODEL,
@@ -42,11 +41,12 @@ def _kind(config):
 def test_cpu_repository_is_ensemble_of_two_python_models():
     configs = model_configs(META, ServingSettings())
     assert set(configs) == {ENSEMBLE_MODEL, PREPROCESS_MODEL, ATTRIBUTES_MODEL,
-                            POSTPROCESS_MODEL, JSON_ENSEMBLE_MODEL}
+                            POSTPROCESS_MODEL}
     ens = configs[ENSEMBLE_MODEL]
     assert ens.platform == "ensemble"
     assert [s.model_name for s in ens.ensemble_scheduling.step] == [PREPROCESS_MODEL,
-                                                                    ATTRIBUTES_MODEL]
+                                                                    ATTRIBUTES_MODEL,
+                                                                    POSTPROCESS_MODEL]
     assert ens.input[0].name == IMAGE and ens.output[0].name == PROBABILITIES
     att = configs[ATTRIBUTES_MODEL]
     assert att.backend == "python" and _kind(att) == "KIND_CPU"
@@ -55,12 +55,10 @@ def test_cpu_repository_is_ensemble_of_two_python_models():
     assert [w.batch_size for w in att.model_warmup] == [1, 8]
 
 
-def test_the_json_ensemble_adds_a_postprocess_step_and_leaves_the_numeric_one_alone():
+def test_the_ensemble_ends_in_a_postprocess_step_that_answers_every_output():
     with_ids = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, outputs=(PROBABILITIES, TAXONOMY_ID))
     configs = model_configs(with_ids, ServingSettings())
-    numeric, labelled = configs[ENSEMBLE_MODEL], configs[JSON_ENSEMBLE_MODEL]
-    assert [s.model_name for s in numeric.ensemble_scheduling.step] == [PREPROCESS_MODEL,
-                                                                        ATTRIBUTES_MODEL]
+    labelled = configs[ENSEMBLE_MODEL]
     assert [s.model_name for s in labelled.ensemble_scheduling.step] == [
         PREPROCESS_MODEL, ATTRIBUTES_MODEL, POSTPROCESS_MODEL]
     assert [o.name for o in labelled.output] == [PROBABILITIES, TAXONOMY_ID, ATTRIBUTES_JSON]
@@ -95,13 +93,17 @@ def test_output_width_is_variable_so_a_grown_taxonomy_fits_the_same_ensemble(nam
 def test_taxonomy_id_output_is_declared_only_when_the_model_has_it():
     with_ids = ModelMetadata(DEFAULT_TAXONOMY, DEFAULT_SPEC, outputs=(PROBABILITIES, TAXONOMY_ID))
     for name in (ENSEMBLE_MODEL, ATTRIBUTES_MODEL):
+        extra = [ATTRIBUTES_JSON] if name == ENSEMBLE_MODEL else []  # the ensemble's labelled set
         assert [o.name for o in model_configs(META, ServingSettings())[name].output] == \
-            [PROBABILITIES]
+            [PROBABILITIES, *extra]
         outputs = model_configs(with_ids, ServingSettings())[name].output
-        assert [(o.name, list(o.dims)) for o in outputs] == [(PROBABILITIES, [-1]),
-                                                            (TAXONOMY_ID, [1])]
+        assert [(o.name, list(o.dims)) for o in outputs] == [
+            (PROBABILITIES, [-1]), (TAXONOMY_ID, [1]), *((e, [1]) for e in extra)]
     steps = model_configs(with_ids, ServingSettings())[ENSEMBLE_MODEL].ensemble_scheduling.step
-    assert dict(steps[1].output_map) == {PROBABILITIES: PROBABILITIES, TAXONOMY_ID: TAXONOMY_ID}
+    # the attributes step hands both to the postprocess step, which answers every output
+    assert set(steps[1].output_map) == {PROBABILITIES, TAXONOMY_ID}
+    assert dict(steps[2].output_map) == {PROBABILITIES: PROBABILITIES, TAXONOMY_ID: TAXONOMY_ID,
+                                         ATTRIBUTES_JSON: ATTRIBUTES_JSON}
 
 
 def test_attributes_config_serves_one_named_version_and_knows_older_taxonomies():
