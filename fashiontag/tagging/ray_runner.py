@@ -6,9 +6,10 @@ here schedules work itself. The driver keeps the one sink, so resume and exactly
 the local engine: ids already in the output are never sent to Ray, and every record that comes
 back is written once.
 
-On a real cluster: start Ray on every node (``ray start --head`` / ``ray start --address=...``),
-install ``fashiontag[client,ray]`` on all of them, make the catalog's paths readable under the
-same names on every node (shared or object-store-backed filesystem), and run
+On a real cluster: start Ray on every node (``ray start --head`` / ``ray start --address=...``,
+one ``RAY_AUTH_TOKEN`` for all nodes and the driver), install ``fashiontag[client,ray]`` on all
+of them, make the catalog readable under the same names on every node (a shared filesystem, or
+URLs: ``fashiontag[remote]``), and run
 ``fashiontag tag SOURCE --out tags.jsonl --engine ray --ray-address auto --url triton-a:8001
 --url triton-b:8001 --workers N`` on a node of the cluster.
 """
@@ -64,6 +65,9 @@ class RayTagger:
         # requests of all actors do not land on the same one.
         self.client = TagClient(options=settings.client_options(
             rotate=random.randrange(len(settings.urls))))
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()  # which node did the work
 
     def __call__(self, batch: dict) -> dict:
         items = [SourceItem(str(i), str(p) if is_url(str(p)) else Path(str(p)))
@@ -77,7 +81,8 @@ class RayTagger:
             attempts.append(result.attempts)
         return {"record": np.array(records, dtype=object),
                 "latency_ms": np.array(latencies, dtype=np.float64),
-                "attempts": np.array(attempts, dtype=np.int64)}
+                "attempts": np.array(attempts, dtype=np.int64),
+                "node": np.array([self.node] * len(records), dtype=object)}
 
 
 def tag_catalog_ray(items: Iterable[SourceItem], sink: RecordSink, settings: TagSettings, *,
@@ -85,6 +90,7 @@ def tag_catalog_ray(items: Iterable[SourceItem], sink: RecordSink, settings: Tag
                     workers: int | None = None, address: str | None = None,
                     batch_size: int = 64, cpus_per_worker: float = 0.5) -> RunStats:
     """Tag every item not yet in ``sink`` on a Ray cluster; records are written by this process.
+    The actors are spread over the cluster's nodes; ``stats.nodes`` counts what each node did.
 
     Joins the Ray instance already initialised in this process, else ``address`` (or
     ``$RAY_ADDRESS``), else starts a local one (and shuts it down afterwards). The pending
@@ -124,16 +130,34 @@ def _run(ray, rows: list[dict], sink: RecordSink, settings: TagSettings, stats: 
     tagged = dataset.map_batches(RayTagger, fn_constructor_kwargs={"settings": settings},
                                  batch_size=batch_size,
                                  compute=ray.data.ActorPoolStrategy(size=workers),
-                                 num_cpus=cpus_per_worker, batch_format="numpy")
+                                 num_cpus=cpus_per_worker, batch_format="numpy",
+                                 ray_remote_args_fn=_spread)
     written: set[str] = set()  # a task Ray re-ran after a lost worker must not write twice
     breaker = OutageBreaker(settings.outage_limit)
     for batch in tagged.iter_batches(batch_size=None, batch_format="numpy"):
-        for text, latency, attempts in zip(batch["record"], batch["latency_ms"],
-                                           batch["attempts"], strict=True):
+        for text, latency, attempts, node in zip(batch["record"], batch["latency_ms"],
+                                                 batch["attempts"], batch["node"], strict=True):
             record = json.loads(text)
             if record["id"] in written:
                 continue
             ok = write_result(sink, record, stats, progress, float(latency), int(attempts))
             if ok:
                 written.add(record["id"])
+                stats.nodes.setdefault(str(node), {"images": 0})["images"] += 1
             breaker.observe(ok, stats)
+    _describe_nodes(ray, stats)
+
+
+def _spread() -> dict:
+    """Actors go to different nodes where they can (Ray's SPREAD), not all onto the first."""
+    return {"scheduling_strategy": "SPREAD"}
+
+
+def _describe_nodes(ray, stats: RunStats) -> None:
+    """Name each node's custom resources (``ray start --resources``), so a run's stats show
+    which machine of the cluster tagged what."""
+    standard = ("CPU", "GPU", "memory", "object_store_memory", "node:", "accelerator_type:")
+    for node in ray.nodes():
+        if node.get("NodeID") in stats.nodes:
+            stats.nodes[node["NodeID"]]["resources"] = sorted(
+                r for r in node.get("Resources", {}) if not r.startswith(standard))

@@ -70,6 +70,8 @@ class RunStats:
     latencies: LatencyReservoir = field(default_factory=LatencyReservoir)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    # --engine ray: records written per Ray node id ({"images": n, "resources": [custom ones]})
+    nodes: dict[str, dict] = field(default_factory=dict)
 
     def add(self, ok: bool, latency_ms: float | None = None, error_type: str | None = None,
             attempts: int = 1) -> None:
@@ -108,7 +110,8 @@ class RunStats:
                 "images_per_s": round(self.images_per_s, 2),
                 "p50_ms": None if p50 is None else round(p50, 2),
                 "p99_ms": None if p99 is None else round(p99, 2),
-                "peak_rss_mb": round(peak_rss_mb(), 1)}
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                **({"ray_nodes": self.nodes} if self.nodes else {})}
 
     def summary(self) -> str:
         d = self.to_dict()

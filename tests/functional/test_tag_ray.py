@@ -1,11 +1,19 @@
-"""The Ray Data engine on a local Ray instance started by the test, calling two real servers."""
+"""The Ray Data engine calling two real servers: on a local Ray instance started by the test, and
+from the CLI on a real two-node Ray cluster (``ray start --head`` + ``ray start --address``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +27,7 @@ from tests.functional.conftest import free_port_config
 from tests.functional.test_serving import _stats
 
 ray = pytest.importorskip("ray")
+RAY = Path(sys.executable).parent / "ray"
 
 
 @pytest.fixture(scope="module")
@@ -75,19 +84,94 @@ def test_a_ray_run_that_cannot_reach_any_server_stops_with_a_clear_error(local_r
         tag_catalog_ray(open_sources(sample_photos), sink, settings, workers=1)
 
 
-def test_the_cli_runs_the_ray_engine_on_a_local_ray_of_its_own(server, tmp_path):
-    root = Path(__file__).resolve().parents[2]
-    out = tmp_path / "tags.jsonl"
+@contextlib.contextmanager
+def ray_cluster(nodes: int = 2) -> Iterator[tuple[str, dict]]:
+    """A real Ray cluster of ``nodes`` nodes on this machine: ``ray start --head`` and
+    ``ray start --address`` (each worker node with its own custom resource ``node_<i>``), small
+    object stores. Each ``ray start --block`` runs in its own process group with its node's
+    processes, so ending those groups (never ``ray stop``, which would stop every Ray on the
+    machine) tears the cluster down. Token authentication on, as on a real cluster: one token
+    for every node and the driver. Yields the head's address and the environment a driver needs."""
+    from fashiontag.serving.server import find_free_port
+
+    temp = Path(tempfile.mkdtemp(prefix="ftray", dir="/tmp"))  # short: Ray's socket paths
+    port = find_free_port()
+    common = ["--block", "--num-cpus", "2", "--object-store-memory", str(80 * 2**20),
+              "--temp-dir", str(temp), "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    done = subprocess.run([sys.executable, "-m", "fashiontag", "tag", str(root / "samples"),
-                           "--out", str(out), "--url", server.grpc_url, "--engine", "ray",
-                           "--workers", "1"], capture_output=True, text=True, timeout=300,
-                          cwd=root, env=env)
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    starts = [["--head", "--port", str(port), "--include-dashboard", "false"]] + [
+        ["--address", f"127.0.0.1:{port}", "--resources", json.dumps({f"node_{i}": 1})]
+        for i in range(1, nodes)]
+    procs: list[subprocess.Popen] = []
+    try:
+        for args in starts:
+            log = temp / f"start-{len(procs)}.log"
+            with log.open("w") as f:
+                procs.append(subprocess.Popen([str(RAY), "start", *args, *common], stdout=f,
+                                              stderr=subprocess.STDOUT, env=env,
+                                              start_new_session=True))
+            deadline = time.monotonic() + 120
+            while "Ray runtime started" not in log.read_text():
+                assert procs[-1].poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "a Ray node did not start in 120 s"
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        for proc in reversed(procs):  # each node's process group: ray start, raylet, workers
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        grace, deadline = time.monotonic() + 5, time.monotonic() + 60
+        while _processes_using(temp):  # every raylet, GCS and worker of this cluster is gone
+            if time.monotonic() > grace:  # what is still shutting down gets SIGKILL
+                for pid in _processes_using(temp):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            assert time.monotonic() < deadline, f"Ray left processes: {_processes_using(temp)}"
+            time.sleep(0.2)
+        for proc in procs:
+            proc.wait(timeout=30)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _processes_using(folder: Path) -> list[int]:
+    """Process ids whose command line names ``folder`` (Ray passes its session dir to all)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(folder).encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_the_cli_spreads_a_catalog_over_a_two_node_ray_cluster_and_two_servers(
+        server, second_server, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out, stats_file = tmp_path / "tags.jsonl", tmp_path / "stats.json"
+    photos = make_catalog(60)
+    listing = tmp_path / "catalog.txt"  # the generated photos and the samples, broken ones too
+    files = sorted(p for p in (root / "samples").rglob("*") if p.is_file())
+    listing.write_text("".join(f"{p}\n" for p in photos + files))
+    with ray_cluster(2) as (address, env):
+        done = subprocess.run(
+            [sys.executable, "-m", "fashiontag", "tag", str(listing), "--out", str(out),
+             "--url", server.grpc_url, "--url", second_server.grpc_url, "--engine", "ray",
+             "--ray-address", address, "--workers", "2", "--batch-size", "8",
+             "--stats-json", str(stats_file)],
+            capture_output=True, text=True, timeout=300, cwd=root, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    files = [p for p in (root / "samples").rglob("*") if p.is_file()]
-    assert sorted(r["id"] for r in records) == sorted(p.relative_to(root / "samples").as_posix()
-                                                      for p in files)
-    errors = {r["id"] for r in records if "error" in r}
-    assert {"broken/truncated.jpg", "broken/not-an-image.jpg"} <= errors
-    assert errors == {"README.md", "broken/truncated.jpg", "broken/not-an-image.jpg"}
+    ids = [r["id"] for r in records]
+    expected = len(photos) + len(files)
+    assert len(ids) == len(set(ids)) == expected  # every image written exactly once
+    errors = {Path(r["id"]).name for r in records if "error" in r}
+    assert errors == {"README.md", "truncated.jpg", "not-an-image.jpg"}
+    nodes = json.loads(stats_file.read_text())["ray_nodes"]
+    print("images per Ray node:", json.dumps(nodes))
+    assert len(nodes) == 2, nodes  # both nodes tagged: the head and the one with node_1
+    assert sorted(n["resources"] for n in nodes.values()) == [[], ["node_1"]]
+    assert all(n["images"] > 0 for n in nodes.values()), nodes
+    assert sum(n["images"] for n in nodes.values()) == expected
