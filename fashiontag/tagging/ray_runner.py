@@ -90,7 +90,8 @@ def tag_catalog_ray(items: Iterable[SourceItem], sink: RecordSink, settings: Tag
                     workers: int | None = None, address: str | None = None,
                     batch_size: int = 64, cpus_per_worker: float = 0.5) -> RunStats:
     """Tag every item not yet in ``sink`` on a Ray cluster; records are written by this process.
-    The actors are spread over the cluster's nodes; ``stats.nodes`` counts what each node did.
+    Ray Data spreads the actors over the cluster's nodes (its default placement, SPREAD);
+    ``stats.nodes`` counts what each node did.
 
     Joins the Ray instance already initialised in this process, else ``address`` (or
     ``$RAY_ADDRESS``), else starts a local one (and shuts it down afterwards). The pending
@@ -130,8 +131,7 @@ def _run(ray, rows: list[dict], sink: RecordSink, settings: TagSettings, stats: 
     tagged = dataset.map_batches(RayTagger, fn_constructor_kwargs={"settings": settings},
                                  batch_size=batch_size,
                                  compute=ray.data.ActorPoolStrategy(size=workers),
-                                 num_cpus=cpus_per_worker, batch_format="numpy",
-                                 ray_remote_args_fn=_spread)
+                                 num_cpus=cpus_per_worker, batch_format="numpy")
     written: set[str] = set()  # a task Ray re-ran after a lost worker must not write twice
     breaker = OutageBreaker(settings.outage_limit)
     for batch in tagged.iter_batches(batch_size=None, batch_format="numpy"):
@@ -146,11 +146,6 @@ def _run(ray, rows: list[dict], sink: RecordSink, settings: TagSettings, stats: 
                 stats.nodes.setdefault(str(node), {"images": 0})["images"] += 1
             breaker.observe(ok, stats)
     _describe_nodes(ray, stats)
-
-
-def _spread() -> dict:
-    """Actors go to different nodes where they can (Ray's SPREAD), not all onto the first."""
-    return {"scheduling_strategy": "SPREAD"}
 
 
 def _describe_nodes(ray, stats: RunStats) -> None:
