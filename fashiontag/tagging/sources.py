@@ -136,15 +136,8 @@ def open_sources(specs: Sequence[str | Path], kind: str = "auto", id_column: str
         path = Path(spec)
         if not path.exists():  # a typo on the command line; files inside lists/CSVs that are
             raise SourceError(f"source {spec} does not exist")  # missing get error records
-        chosen = kind if kind != "auto" else _guess(path)
-        if chosen == "dir":
-            yield from iter_directory(path)
-        elif chosen == "csv":
-            yield from iter_csv(path, id_column, path_column)
-        elif chosen == "list":
-            yield from iter_list(path)
-        else:
-            yield from iter_files([spec])
+        yield from _open_kind(kind if kind != "auto" else _guess(path), path, spec,
+                              id_column, path_column)
 
 
 def count_items(specs: Sequence[str | Path], kind: str = "auto", id_column: str = "id",
@@ -172,15 +165,21 @@ def skip_done(items: Iterable[SourceItem], done: set[str] | frozenset[str],
 def _open_remote(url: str, kind: str, id_column: str, path_column: str
                  ) -> Iterator[SourceItem]:
     """A URL source; a single image URL is not checked here (a 404 gets an error record)."""
-    chosen = kind if kind != "auto" else _guess_remote(url)
-    if chosen == "dir":
-        yield from iter_prefix(url)
-    elif chosen == "csv":
-        yield from iter_csv(url, id_column, path_column)
-    elif chosen == "list":
-        yield from iter_list(url)
+    yield from _open_kind(kind if kind != "auto" else _guess_remote(url), url, url,
+                          id_column, path_column)
+
+
+def _open_kind(kind: str, where, spec: str, id_column: str, path_column: str
+               ) -> Iterator[SourceItem]:
+    """One source of a known kind: a local path or a URL (a remote "dir" is a prefix)."""
+    if kind == "dir":
+        yield from (iter_prefix(where) if is_url(spec) else iter_directory(where))
+    elif kind == "csv":
+        yield from iter_csv(where, id_column, path_column)
+    elif kind == "list":
+        yield from iter_list(where)
     else:
-        yield from iter_files([url])
+        yield from iter_files([spec])
 
 
 def _guess_remote(url: str) -> str:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from fashiontag.cli import main
 from fashiontag.model_card import render_model_card
-from fashiontag.spec import DEFAULT_SPEC
 from fashiontag.taxonomy import DEFAULT_TAXONOMY, Attribute
+from tests.onnx_files import write_metadata_model
 
 FIT = Attribute(name="fit", values=("Slim", "Regular", "Oversized"), source="studio",
                 description="How loose the garment is.", applies_to=("T-Shirt", "Shirt"),
@@ -77,17 +75,7 @@ def test_a_card_without_an_evaluation_report_still_has_the_training_scores():
 
 def _write_model(path, taxonomy) -> None:
     """A real ONNX file carrying the exported metadata (the card reads only its taxonomy)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    from fashiontag.onnxio.metadata import metadata_props
-
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    model = helper.make_model(graph)
-    helper.set_model_props(model, metadata_props(taxonomy, DEFAULT_SPEC, {}))
-    onnx.save(model, str(path))
+    write_metadata_model(path, taxonomy)
 
 
 def test_the_command_writes_the_card_from_an_artifacts_folder(tmp_path, capsys):

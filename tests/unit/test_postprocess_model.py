@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from fashiontag.attributes import decode_probabilities
 from fashiontag.images import DEFAULT_SPEC
@@ -12,6 +11,7 @@ from fashiontag.protocol import ATTRIBUTES_MODEL, POSTPROCESS_MODEL
 from fashiontag.serving.postprocess_model import PostprocessModel
 from fashiontag.serving.repository import ServingSettings, model_configs
 from fashiontag.taxonomy import DEFAULT_TAXONOMY, Attribute
+from tests.onnx_files import write_metadata_model
 
 GROWN = DEFAULT_TAXONOMY.with_attribute(Attribute("fabric", ("Denim", "Silk")))
 
@@ -43,19 +43,7 @@ def test_the_json_is_the_clients_attribute_set(tmp_path):
 
 
 def _write_version(repository, version: int, taxonomy) -> None:
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    from fashiontag.onnxio.metadata import metadata_props
-
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    model = helper.make_model(graph)
-    helper.set_model_props(model, metadata_props(taxonomy, DEFAULT_SPEC, {}))
-    folder = repository / ATTRIBUTES_MODEL / str(version)
-    folder.mkdir(parents=True)
-    onnx.save(model, str(folder / "model.onnx"))
+    write_metadata_model(repository / ATTRIBUTES_MODEL / str(version) / "model.onnx", taxonomy)
 
 
 def test_a_hot_loaded_version_is_decoded_with_its_own_taxonomy(tmp_path):
