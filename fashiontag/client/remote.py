@@ -22,7 +22,8 @@ from functools import cache
 from fashiontag.client._stream import RetryPolicy
 from fashiontag.client.errors import InvalidImageError
 
-__all__ = ["is_url", "RemoteReader", "RemoteReadError", "filesystem", "describe_error"]
+__all__ = ["is_url", "is_http", "scheme", "RemoteReader", "RemoteReadError", "filesystem",
+           "describe_error"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _HTTP = ("http", "https")
@@ -38,9 +39,19 @@ def is_url(value: object) -> bool:
     return isinstance(value, str) and bool(_URL.match(value))
 
 
+def scheme(url: str) -> str:
+    """``S3://b/k`` → ``s3``."""
+    return url.split("://", 1)[0].lower()
+
+
+def is_http(url: str) -> bool:
+    """HTTP(S) URLs: no listing, and fsspec wants the whole URL as the path."""
+    return scheme(url) in _HTTP
+
+
 def filesystem(url: str, timeout_s: float = 30.0):
     """The fsspec filesystem for ``url`` and the path inside it (one instance per protocol)."""
-    protocol = url.split("://", 1)[0].lower()
+    protocol = scheme(url)
     return _filesystem(protocol, float(timeout_s)), url if protocol in _HTTP \
         else url.split("://", 1)[1]
 
@@ -104,8 +115,9 @@ class RemoteReader:
             except RemoteReadError:
                 raise
             except Exception as exc:
-                if _permanent(exc) or attempt > policy.retries:
-                    tries = "" if _permanent(exc) else f" after {attempt} tries"
+                permanent = _permanent(exc)
+                if permanent or attempt > policy.retries:
+                    tries = "" if permanent else f" after {attempt} tries"
                     raise RemoteReadError(f"cannot read {url}: {describe_error(exc)}{tries}"
                                           ) from None
                 time.sleep(policy.delay(attempt))
@@ -113,7 +125,7 @@ class RemoteReader:
     def _read_once(self, url: str, max_bytes: int) -> bytes:
         fs, path = filesystem(url, self.timeout_s)
         kwargs: dict = {}
-        if url.split("://", 1)[0].lower() in _HTTP:  # HEAD for the size, then one streamed GET
+        if is_http(url):  # HEAD for the size, then one streamed GET
             kwargs = {"block_size": 0, "size": fs.info(path).get("size")}
             self._check_size(url, kwargs["size"], max_bytes)
         with fs.open(path, "rb", **kwargs) as f:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urljoin
 
-from fashiontag.client.remote import describe_error, filesystem, is_url
+from fashiontag.client.remote import describe_error, filesystem, is_http, is_url, scheme
 from fashiontag.errors import FashiontagError
 
 __all__ = ["SourceItem", "SourceError", "SOURCE_KINDS", "iter_directory", "iter_list", "iter_csv",
@@ -105,8 +105,7 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[SourceItem]:
 def iter_prefix(url: str) -> Iterator[SourceItem]:
     """Every object below an object-store prefix (hidden names excluded), sorted, ids relative
     to the prefix, like :func:`iter_directory`."""
-    scheme = url.split("://", 1)[0].lower()
-    if scheme in ("http", "https"):
+    if is_http(url):
         raise SourceError(f"{url}: an HTTP(S) folder cannot be listed; give a list file of "
                           "image URLs (.txt) or a CSV instead")
     fs, root = filesystem(url)
@@ -120,7 +119,7 @@ def iter_prefix(url: str) -> Iterator[SourceItem]:
     for key in found:
         rel = key[len(root):].lstrip("/") if key.startswith(root) else key
         if rel and not any(part.startswith(".") for part in rel.split("/")):
-            yield SourceItem(rel, f"{scheme}://{key}")
+            yield SourceItem(rel, f"{scheme(url)}://{key}")
 
 
 def open_sources(specs: Sequence[str | Path], kind: str = "auto", id_column: str = "id",
@@ -190,7 +189,7 @@ def _guess_remote(url: str) -> str:
         return "list"
     if url.endswith("/"):
         return "dir"
-    if url.split("://", 1)[0].lower() not in ("http", "https"):
+    if not is_http(url):
         fs, path = filesystem(url)
         try:
             if fs.isdir(path):
@@ -220,13 +219,13 @@ def _resolve(base: Path | str, entry: str) -> Path | str:
     if is_url(entry):
         return entry
     if isinstance(base, str):  # a remote list: relative to its URL, as a browser would
-        scheme, rest = base.split("://", 1)
-        if scheme.lower() in ("http", "https"):
+        if is_http(base):
             return urljoin(base, entry)
+        protocol, rest = base.split("://", 1)
         bucket, _, key = rest.partition("/")
         joined = entry.lstrip("/") if entry.startswith("/") else \
             posixpath.join(posixpath.dirname(key), entry)
-        return f"{scheme}://{bucket}/{posixpath.normpath(joined)}"
+        return f"{protocol}://{bucket}/{posixpath.normpath(joined)}"
     path = Path(entry).expanduser()
     return path if path.is_absolute() else base / path
 
